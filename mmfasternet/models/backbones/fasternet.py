@@ -1,0 +1,504 @@
+"""FasterNet backbone for dense prediction.
+
+Reference: Chen et al., "Run, Don't Walk: Chasing Higher FLOPS for Faster
+Neural Networks", CVPR 2023 (arXiv:2303.03667).
+
+Module names follow the public weight layout shared by timm and the official
+release (``patch_embed``, ``stages.N.downsample``, ``stages.N.blocks.M``
+with ``spatial_mixing.partial_conv3`` and ``mlp.{0,1,3}``), so every public
+checkpoint maps onto this model by renaming keys only; see
+:mod:`mmfasternet.models.utils.weight_layouts`.
+"""
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils.weight_layouts import convert_to_mmfasternet
+from .fused_block import FusedFasterNetBlock, fuse_conv_bn
+
+PCONV_FORWARDS = ('split_cat', 'slicing')
+
+
+class PartialConv(nn.Module):
+    """Partial convolution (PConv): a 3x3 conv on a slice of the channels.
+
+    The first ``channels // n_div`` channels are convolved; the others pass
+    through untouched.
+
+    Args:
+        channels (int): Number of input (and output) channels.
+        n_div (int): The convolved part is ``channels // n_div``. Default: 4.
+        forward_type (str): ``'split_cat'`` (split, convolve, concatenate;
+            for training and inference) or ``'slicing'`` (copy the input and
+            overwrite the convolved channels; inference only). Neither writes
+            into its input, so the block's residual branch stays intact.
+            Default: 'split_cat'.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 n_div: int = 4,
+                 forward_type: str = 'split_cat') -> None:
+        super().__init__()
+        if forward_type not in PCONV_FORWARDS:
+            raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
+                             f'got {forward_type!r}')
+        self.conv_channels = channels // n_div
+        if self.conv_channels < 1:
+            raise ValueError(f'n_div={n_div} leaves no channel to convolve '
+                             f'out of {channels}')
+        self.untouched_channels = channels - self.conv_channels
+        self.forward_type = forward_type
+        self.partial_conv3 = nn.Conv2d(
+            self.conv_channels, self.conv_channels, 3, 1, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.forward_type == 'slicing':
+            if self.training:
+                raise RuntimeError("pconv_forward='slicing' is for inference "
+                                   "only: call eval() or use 'split_cat'")
+            out = x.clone()
+            out[:, :self.conv_channels] = self.partial_conv3(
+                x[:, :self.conv_channels])
+            return out
+        x1, x2 = torch.split(
+            x, [self.conv_channels, self.untouched_channels], dim=1)
+        return torch.cat((self.partial_conv3(x1), x2), dim=1)
+
+
+class FasterNetBlock(nn.Module):
+    """PConv followed by a pointwise inverted bottleneck and a residual.
+
+    ``x + drop_path(scale * conv1x1(act(norm(conv1x1(pconv(x))))))``
+
+    Args:
+        channels (int): Input and output channels.
+        mlp_ratio (float): Hidden width of the bottleneck relative to
+            ``channels``. Default: 2.
+        n_div (int): PConv convolves ``channels // n_div`` channels.
+            Default: 4.
+        drop_path (float): Stochastic depth rate. Default: 0.
+        layer_scale_init_value (float): Initial per-channel scale of the
+            residual branch; 0 disables layer scale. Default: 0.
+        norm_cfg (dict): Norm after the first pointwise conv.
+            Default: dict(type='BN').
+        act_cfg (dict): Activation. Default: dict(type='ReLU').
+        pconv_forward (str): See :class:`PartialConv`. Default: 'split_cat'.
+        with_cp (bool): Use gradient checkpointing. Default: False.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 mlp_ratio: float = 2.,
+                 n_div: int = 4,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: float = 0.,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 pconv_forward: str = 'split_cat',
+                 with_cp: bool = False) -> None:
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        act_cfg = act_cfg or dict(type='ReLU')
+        hidden = int(channels * mlp_ratio)
+        self.with_cp = with_cp
+        self.spatial_mixing = PartialConv(channels, n_div, pconv_forward)
+        # Index 2 (the activation) has no weights: keys are mlp.0, mlp.1 and
+        # mlp.3, as in the public checkpoints.
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            build_norm_layer(norm_cfg, hidden)[1],
+            build_activation_layer(act_cfg),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+        )
+        if layer_scale_init_value > 0:
+            self.layer_scale = nn.Parameter(
+                torch.full((channels, ), float(layer_scale_init_value)))
+        else:
+            self.layer_scale = None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def _residual_branch(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.mlp(self.spatial_mixing(x))
+        if self.layer_scale is not None:
+            out = self.layer_scale.view(1, -1, 1, 1) * out
+        return x + self.drop_path(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._residual_branch, x, use_reentrant=False)
+        return self._residual_branch(x)
+
+
+class ConvNorm(nn.Sequential):
+    """A bias-free strided conv followed by a norm (stem / patch merging).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        patch_size (int): Kernel size and stride.
+        norm_cfg (dict): Norm config.
+        conv_name (str): Attribute name of the conv, to keep the public key
+            names (``proj`` for the stem, ``reduction`` for merging).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, patch_size: int,
+                 norm_cfg: dict, conv_name: str) -> None:
+        super().__init__()
+        self.add_module(
+            conv_name,
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                patch_size,
+                stride=patch_size,
+                bias=False))
+        self.add_module('norm', build_norm_layer(norm_cfg, out_channels)[1])
+
+
+class FasterNetStage(nn.Module):
+    """An optional 2x2 patch merging followed by a sequence of blocks.
+
+    Args:
+        downsample (nn.Module, optional): Merging layer, None for stage 0.
+        blocks (list[nn.Module]): The stage's blocks.
+    """
+
+    def __init__(self, downsample: Optional[nn.Module],
+                 blocks: List[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = downsample if downsample is not None else \
+            nn.Identity()
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+@MODELS.register_module()
+class FasterNet(BaseModule):
+    """FasterNet backbone.
+
+    A 4x4 stride-4 patch embedding, then four stages of FasterNet blocks;
+    stages 1-3 start with a 2x2 stride-2 patch merging that doubles the
+    channels. Output ``i`` has ``embed_dims * 2**i`` channels at stride
+    ``4 * 2**i`` and goes through its own norm layer (``norm{i}``).
+
+    Args:
+        arch (str | dict): ``'t0'``, ``'t1'``, ``'t2'``, ``'s'``, ``'m'``,
+            ``'l'``, or a dict with keys ``embed_dims`` (int) and ``depths``
+            (sequence of int), and optionally ``act_cfg`` (dict).
+            Default: 's'.
+        in_channels (int): Input image channels. Default: 3.
+        out_indices (int | Sequence[int]): Stages whose outputs are returned;
+            negative indices count from the last stage. Default: (0, 1, 2, 3).
+        mlp_ratio (float): Hidden width of each block's bottleneck.
+            Default: 2.
+        n_div (int): PConv convolves ``channels // n_div`` channels.
+            Default: 4.
+        patch_size (int): Kernel and stride of the patch embedding.
+            Default: 4.
+        merge_size (int): Kernel and stride of the patch merging. Default: 2.
+        drop_path_rate (float): Stochastic depth rate, rising linearly over
+            all blocks from 0 to this value. Default: 0.
+        layer_scale_init_value (float): Initial layer-scale value; 0 disables
+            layer scale (as in the released models). Default: 0.
+        norm_cfg (dict): Norm for all layers, including the output norms
+            (use ``dict(type='SyncBN')`` for multi-GPU training).
+            Default: dict(type='BN', requires_grad=True).
+        act_cfg (dict, optional): Activation in the blocks; None uses the
+            arch's (GELU for T0/T1, ReLU otherwise). Default: None.
+        pconv_forward (str): ``'split_cat'`` (training and inference) or
+            ``'slicing'`` (inference only). Default: 'split_cat'.
+        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, ``i``
+            the patch embedding and stages ``0 .. i-1`` together with their
+            output norms. Default: -1.
+        norm_eval (bool): Keep every norm layer in eval mode during training
+            (frozen statistics). Default: False.
+        with_cp (bool): Gradient checkpointing in every block (saves memory,
+            costs a recompute). Default: False.
+        init_cfg (dict | list[dict], optional): Initialization config, e.g.
+            ``dict(type='Pretrained', checkpoint=PATH)``. Any public FasterNet
+            layout loads (official classification or detection release,
+            timm, ours). Default: None (truncated normal convs).
+
+    Example:
+        >>> import torch
+        >>> from mmfasternet.models import FasterNet
+        >>> model = FasterNet(arch='t0').eval()
+        >>> for out in model(torch.rand(1, 3, 224, 224)):
+        ...     print(tuple(out.shape))
+        (1, 40, 56, 56)
+        (1, 80, 28, 28)
+        (1, 160, 14, 14)
+        (1, 320, 7, 7)
+    """
+
+    arch_settings: Dict[str, dict] = {
+        't0': dict(embed_dims=40, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
+        't1': dict(embed_dims=64, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
+        't2': dict(embed_dims=96, depths=(1, 2, 8, 2), act_cfg=dict(type='ReLU')),
+        's': dict(embed_dims=128, depths=(1, 2, 13, 2), act_cfg=dict(type='ReLU')),
+        'm': dict(embed_dims=144, depths=(3, 4, 18, 3), act_cfg=dict(type='ReLU')),
+        'l': dict(embed_dims=192, depths=(3, 4, 18, 3), act_cfg=dict(type='ReLU')),
+    }  # yapf: disable
+
+    def __init__(self,
+                 arch: Union[str, dict] = 's',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 mlp_ratio: float = 2.,
+                 n_div: int = 4,
+                 patch_size: int = 4,
+                 merge_size: int = 2,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 0.,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 pconv_forward: str = 'split_cat',
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='TruncNormal', layer='Conv2d', std=.02, bias=0.),
+                dict(type='Constant', layer='_BatchNorm', val=1., bias=0.),
+            ]
+        super().__init__(init_cfg=init_cfg)
+        self.arch_name, arch = self._parse_arch(arch)
+        self.embed_dims = arch['embed_dims']
+        self.depths = tuple(arch['depths'])
+        self.num_stages = len(self.depths)
+        self.out_indices = self._parse_out_indices(out_indices,
+                                                   self.num_stages)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, '
+                             f'{self.num_stages}], got {frozen_stages}')
+        if pconv_forward not in PCONV_FORWARDS:
+            raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
+                             f'got {pconv_forward!r}')
+        if drop_path_rate < 0:
+            raise ValueError(f'drop_path_rate must be >= 0, got '
+                             f'{drop_path_rate}')
+        norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
+        act_cfg = dict(act_cfg or arch.get('act_cfg', dict(type='ReLU')))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.deployed = False
+        self.channels = tuple(self.embed_dims * 2**i
+                              for i in range(self.num_stages))
+
+        self.patch_embed = ConvNorm(in_channels, self.embed_dims, patch_size,
+                                    norm_cfg, 'proj')
+        drop_rates = torch.linspace(0, drop_path_rate,
+                                    sum(self.depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i, (depth, channels) in enumerate(zip(self.depths,
+                                                  self.channels)):
+            downsample = None if i == 0 else ConvNorm(
+                channels // 2, channels, merge_size, norm_cfg, 'reduction')
+            first = sum(self.depths[:i])
+            blocks = [
+                FasterNetBlock(
+                    channels,
+                    mlp_ratio=mlp_ratio,
+                    n_div=n_div,
+                    drop_path=drop_rates[first + j],
+                    layer_scale_init_value=layer_scale_init_value,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    pconv_forward=pconv_forward,
+                    with_cp=with_cp) for j in range(depth)
+            ]
+            self.stages.append(FasterNetStage(downsample, blocks))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}',
+                            build_norm_layer(norm_cfg, self.channels[i])[1])
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> Tuple[str, dict]:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_settings:
+                raise ValueError(f'unknown FasterNet arch {arch!r}; choose '
+                                 f'from {sorted(cls.arch_settings)} or pass '
+                                 'a dict')
+            return key, cls.arch_settings[key]
+        if isinstance(arch, dict):
+            missing = {'embed_dims', 'depths'} - set(arch)
+            if missing:
+                raise ValueError(f'custom arch dict lacks {sorted(missing)}')
+            return 'custom', dict(arch)
+        raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+
+    @staticmethod
+    def _parse_out_indices(out_indices: Union[int, Sequence[int]],
+                           num_stages: int) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise ValueError('out_indices must be an int or a non-empty '
+                             f'sequence, got {out_indices!r}')
+        parsed = []
+        for index in out_indices:
+            if not -num_stages <= index < num_stages:
+                raise ValueError(f'out_indices entry {index} is out of range '
+                                 f'for {num_stages} stages')
+            parsed.append(index % num_stages)
+        if len(set(parsed)) != len(parsed):
+            raise ValueError(f'out_indices {tuple(out_indices)} repeats a '
+                             'stage')
+        return tuple(sorted(parsed))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the normed outputs of the stages in ``out_indices``."""
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+            if i == self.out_indices[-1]:
+                break
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'FasterNet':
+        """Set train mode, keeping frozen stages and (optionally) norms in
+        eval mode."""
+        if mode and self.deployed:
+            raise RuntimeError('this FasterNet was switched to deploy mode '
+                               '(BN folded, inference kernels); build a new '
+                               'model to train')
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def switch_to_deploy(self) -> None:
+        """Re-parameterize for fast inference, in place and irreversibly.
+
+        Every BN that follows a conv is folded into it, each block's residual
+        branch runs as channels-last GEMMs without the PConv concatenation
+        (see :class:`~.fused_block.FusedFasterNetBlock`), and the model is put
+        in eval mode; ``train()`` refuses afterwards. Outputs equal the eager
+        model's within float rounding. Calling it twice is a no-op.
+        """
+        if self.deployed:
+            return
+        self.eval()
+        self.patch_embed = fuse_conv_bn(self.patch_embed.proj,
+                                        self.patch_embed.norm)
+        for stage in self.stages:
+            if not isinstance(stage.downsample, nn.Identity):
+                stage.downsample = fuse_conv_bn(stage.downsample.reduction,
+                                                stage.downsample.norm)
+            stage.blocks = nn.Sequential(
+                *[FusedFasterNetBlock.from_block(b) for b in stage.blocks])
+        self.deployed = True
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Accept every public FasterNet layout (see ``weight_layouts``)."""
+        if not self.deployed:
+            own_keys = [k for k in state_dict if k.startswith(prefix)]
+            local = {k[len(prefix):]: state_dict[k] for k in own_keys}
+            converted = convert_to_mmfasternet(local)
+            self._check_loadable(converted.state_dict)
+            kept_init = self._fill_absent_out_norms(converted.state_dict)
+            for key in own_keys:
+                del state_dict[key]
+            state_dict.update(
+                {prefix + k: v
+                 for k, v in converted.state_dict.items()})
+            self._report_expected_gaps(converted, kept_init)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _describe(self) -> str:
+        return f'FasterNet-{self.arch_name.upper()}'
+
+    def _check_loadable(self, weights: Dict[str, object]) -> None:
+        """Raise on another variant's weights or a mostly-absent backbone."""
+        expected = self.state_dict()
+        mismatched = [
+            f'{k} (checkpoint {tuple(v.shape)} vs model '
+            f'{tuple(expected[k].shape)})' for k, v in weights.items()
+            if k in expected and hasattr(v, 'shape')
+            and tuple(v.shape) != tuple(expected[k].shape)
+        ]
+        if mismatched:
+            raise RuntimeError(
+                f'{self._describe()}: the checkpoint does not fit this '
+                f'variant ({len(mismatched)} shape mismatches, e.g. '
+                f'{"; ".join(mismatched[:3])}). Were the weights saved from '
+                'another FasterNet variant?')
+        body = [
+            k for k in expected
+            if not k.startswith('norm') and 'num_batches_tracked' not in k
+        ]
+        absent = [k for k in body if k not in weights]
+        if len(absent) > len(body) // 2:
+            raise RuntimeError(
+                f'{self._describe()}: the checkpoint leaves {len(absent)} of '
+                f'{len(body)} backbone tensors unloaded (first: '
+                f'{", ".join(absent[:5])}). Is it a FasterNet checkpoint, '
+                'and is the init_cfg prefix right?')
+
+    def _fill_absent_out_norms(self, weights: Dict[str, object]) -> List[str]:
+        """Keep the initialised output norms that the checkpoint lacks.
+
+        ImageNet checkpoints have no output norms; filling them in with the
+        current values keeps them out of the "missing keys" warning.
+        """
+        kept = []
+        for i in self.out_indices:
+            norm_state = getattr(self, f'norm{i}').state_dict()
+            names = [f'norm{i}.{n}' for n in norm_state]
+            if not any(n in weights for n in names):
+                weights.update(zip(names, norm_state.values()))
+                kept.append(f'norm{i}')
+        return kept
+
+    def _report_expected_gaps(self, converted, kept_init: List[str]) -> None:
+        notes = [f'loading {converted.layout} weights']
+        if converted.dropped:
+            notes.append(f'ignored {len(converted.dropped)} classification '
+                         'head tensors')
+        if kept_init:
+            notes.append(f'output norms {", ".join(kept_init)} are not in '
+                         'the checkpoint and keep their initialisation')
+        print_log(
+            f'{self._describe()}: ' + '; '.join(notes),
+            logger='current',
+            level=logging.INFO)
