@@ -297,6 +297,7 @@ class FasterNet(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.deployed = False
+        self.deploy_bf16 = False
         self.channels = tuple(self.embed_dims * 2**i
                               for i in range(self.num_stages))
 
@@ -365,6 +366,15 @@ class FasterNet(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the normed outputs of the stages in ``out_indices``."""
+        if not self.deployed:
+            return self._forward_stages(x)
+        with torch.autocast(
+                x.device.type, dtype=torch.bfloat16, enabled=self.deploy_bf16):
+            outs = self._forward_stages(
+                x.contiguous(memory_format=torch.channels_last))
+        return tuple(out.to(x.dtype) for out in outs)
+
+    def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -403,15 +413,23 @@ class FasterNet(BaseModule):
                     module.eval()
         return self
 
-    def switch_to_deploy(self) -> None:
+    def switch_to_deploy(self, bf16: bool = False) -> None:
         """Re-parameterize for fast inference, in place and irreversibly.
 
         Every BN that follows a conv is folded into it, each block's residual
         branch runs as channels-last GEMMs without the PConv concatenation
         (see :class:`~.fused_block.FusedFasterNetBlock`), and the model is put
         in eval mode; ``train()`` refuses afterwards. Outputs equal the eager
-        model's within float rounding. Calling it twice is a no-op.
+        model's within float rounding (about 1e-6 relative in fp32). Calling
+        it again only changes ``bf16``.
+
+        Args:
+            bf16 (bool): Run the backbone under bfloat16 autocast (fast on
+                CPUs with AMX / AVX512-BF16 and on recent GPUs; about 1%
+                feature error). Outputs are cast back to the input dtype, so
+                the neck and heads are unaffected. Default: False.
         """
+        self.deploy_bf16 = bf16
         if self.deployed:
             return
         self.eval()

@@ -115,7 +115,9 @@ class FusedFasterNetBlock(nn.Module):
             -1, self.conv_channels)
         hidden = torch.addmm(self.fc1_bias, rows[:, self.conv_channels:],
                              self.fc1_pass_part)
-        hidden.addmm_(convolved, self.fc1_conv_part)
+        # In-place ops are not autocast: match the dtype autocast chose.
+        hidden.addmm_(
+            convolved.to(hidden.dtype), self.fc1_conv_part.to(hidden.dtype))
         hidden = self.act(hidden)
         out = torch.addmm(rows, hidden, self.fc2_weight)
         return out.view(n, height, width, channels).permute(0, 3, 1, 2)

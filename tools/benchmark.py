@@ -1,0 +1,333 @@
+"""Inference speed of a config's model, side by side with its references.
+
+Every candidate runs in one process, on the same random input, with
+interleaved repetitions (A B C A B C ...) so that machine noise hits all of
+them alike. Reported: median and min-max seconds per image, images/s, the
+ratio to each reference, and the achieved GFLOP/s with its fraction of a
+same-run fp32 GEMM measurement.
+
+Candidates:
+    ours-eager    the config's model, eval mode, training code path
+    ours-deploy   after ``switch_to_deploy()`` (BN folded, fused blocks)
+    ours-bf16     deploy + bfloat16 autocast in the backbone (``--bf16``)
+    timm-ref      timm's FasterNet with the same weights (backbone mode)
+    resnet50      ResNet-50 with conv-BN fused (``mmcv.cnn.fuse_conv_bn``),
+                  alone (backbone mode) or in the same detector
+                  (detector mode; neck input channels adapted)
+
+Examples:
+    python tools/benchmark.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py
+    python tools/benchmark.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \
+        --mode detector --repeat 3 --json work_dirs/bench_s.json
+"""
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.utils import ProgressBar
+
+from mmfasternet.inference import switch_fasternet_to_deploy
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Benchmark a FasterNet config against its references')
+    parser.add_argument('config', help='detection or segmentation config')
+    parser.add_argument(
+        '--mode',
+        choices=['backbone', 'detector'],
+        default='backbone',
+        help='time the backbone alone or the whole model (detector mode '
+        'needs a detection config)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[800, 1344],
+        metavar=('H', 'W'),
+        help='input height and width')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument(
+        '--repeat', type=int, default=5, help='timed rounds per candidate')
+    parser.add_argument(
+        '--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument(
+        '--bf16',
+        action='store_true',
+        help='also time deploy mode under bfloat16 autocast')
+    parser.add_argument(
+        '--no-reference',
+        action='store_true',
+        help='skip timm and ResNet-50 (only our candidates)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch intra-op threads')
+    parser.add_argument('--json', help='write the results to this file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, as in tools/train.py')
+    return parser.parse_args()
+
+
+# --------------------------------------------------------------------------
+# candidates
+
+
+def build_model(cfg: Config, mode: str) -> torch.nn.Module:
+    from mmengine.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    if mode == 'backbone':
+        model_cfg = model_cfg.backbone
+    model_cfg.pop('init_cfg', None)  # random weights: no download needed
+    if mode == 'detector':
+        model_cfg.backbone.pop('init_cfg', None)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model.eval()
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BN statistics, so folded and unfolded models differ."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_var.copy_(
+                    torch.rand(m.running_var.shape, generator=gen) + 0.5)
+                m.running_mean.copy_(
+                    torch.rand(m.running_mean.shape, generator=gen) - 0.5)
+
+
+def timm_reference(backbone) -> Callable:
+    """timm's FasterNet, loaded with our backbone's weights."""
+    import timm
+    ref = timm.create_model(f'fasternet_{backbone.arch_name}')
+    state = {
+        k: v
+        for k, v in backbone.state_dict().items() if not k.startswith('norm')
+    }
+    missing, unexpected = ref.load_state_dict(state, strict=False)
+    assert not unexpected and all(
+        k.startswith(('conv_head', 'classifier')) for k in missing)
+    ref.eval()
+    return lambda x: ref.forward_intermediates(x, intermediates_only=True)
+
+
+def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
+    from mmcv.cnn import fuse_conv_bn
+    cfg = copy.deepcopy(cfg)
+    r50 = dict(
+        type='mmdet.ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch')
+    if mode == 'backbone':
+        from mmengine.registry import MODELS
+        model = MODELS.build(r50)
+    else:
+        cfg.model.backbone = r50
+        cfg.model.neck.in_channels = [256, 512, 1024, 2048]
+        model = build_model(cfg, 'detector')
+    randomize_bn(model)
+    return fuse_conv_bn(model.eval())
+
+
+def detector_runner(model, batch: torch.Tensor) -> Callable:
+    """Whole-detector inference on ``batch`` (what DetInferencer runs)."""
+    from mmdet.structures import DetDataSample
+    h, w = batch.shape[-2:]
+    samples = []
+    for _ in range(batch.shape[0]):
+        sample = DetDataSample()
+        sample.set_metainfo(
+            dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w),
+                scale_factor=(1., 1.)))
+        samples.append(sample)
+    return lambda x: model.predict(x, samples, rescale=True)
+
+
+def make_candidates(cfg, args) -> Dict[str, Callable]:
+    if args.mode == 'detector':
+        # Random weights score every class alike: keep the 100 top boxes so
+        # the mask head runs on the same number of RoIs for every backbone.
+        cfg.model.test_cfg.rcnn.score_thr = 0.
+    ours = build_model(cfg, args.mode)
+    randomize_bn(ours)
+    backbone = ours if args.mode == 'backbone' else ours.backbone
+    batch = torch.rand(args.batch_size, 3, *args.shape)
+    wrap = (lambda m: m) if args.mode == 'backbone' else \
+        (lambda m: detector_runner(m, batch))
+    candidates = {'ours-eager': wrap(ours)}
+    deploy = copy.deepcopy(ours)
+    switch_fasternet_to_deploy(deploy)
+    candidates['ours-deploy'] = wrap(deploy)
+    if args.bf16:
+        bf16 = copy.deepcopy(ours)
+        switch_fasternet_to_deploy(bf16, bf16=True)
+        candidates['ours-bf16'] = wrap(bf16)
+    if not args.no_reference:
+        if args.mode == 'backbone':
+            candidates['timm-ref'] = timm_reference(backbone)
+        candidates['resnet50'] = wrap(resnet50(cfg, args.mode))
+    return candidates, batch, backbone
+
+
+# --------------------------------------------------------------------------
+# measurement
+
+
+def gemm_gflops(n: int = 2048) -> Callable:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    return lambda _: torch.mm(a, b), 2 * n**3 / 1e9
+
+
+def backbone_gflop(backbone, batch) -> float:
+    """FLOPs (2 x MACs of convs and GEMMs) of one eager backbone forward."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        backbone(batch)
+    return counter.get_total_flops() / 1e9
+
+
+def check_agreement(candidates, batch, mode) -> Dict[str, float]:
+    """Relative feature error (Frobenius) of the deploy candidates.
+
+    timm's parity (before our output norms) is pinned by the test suite.
+    """
+    if mode != 'backbone':
+        return {}
+    out = {}
+    with torch.no_grad():
+        ref = candidates['ours-eager'](batch)
+        for name in ('ours-deploy', 'ours-bf16'):
+            if name in candidates:
+                got = candidates[name](batch)
+                out[name] = max(((a - b).norm() / b.norm()).item()
+                                for a, b in zip(got, ref))
+    return out
+
+
+def time_interleaved(candidates: Dict[str, Callable], batch, repeat: int,
+                     warmup: int) -> Dict[str, List[float]]:
+    times = {name: [] for name in candidates}
+    rounds = warmup + repeat
+    bar = ProgressBar(rounds * len(candidates), file=sys.stderr)
+    with torch.no_grad():
+        for r in range(rounds):
+            for name, run in candidates.items():
+                start = time.perf_counter()
+                run(batch)
+                elapsed = time.perf_counter() - start
+                if r >= warmup:
+                    times[name].append(elapsed)
+                bar.update()
+    sys.stderr.write('\n')
+    return times
+
+
+def summarize(times, batch_size, gflop, gemm_gflop, agreement):
+    gemm_rate = gemm_gflop / statistics.median(times.pop('gemm'))
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    rows = {}
+    for name, values in times.items():
+        median = medians[name]
+        row = dict(
+            median_s=median,
+            min_s=min(values),
+            max_s=max(values),
+            images_per_s=batch_size / median)
+        for ref in ('timm-ref', 'resnet50', 'ours-eager'):
+            if ref in medians and ref != name:
+                row[f'ratio_vs_{ref}'] = median / medians[ref]
+        if name != 'resnet50':  # same FasterNet work in every other row
+            row['gflops_per_s'] = gflop / median
+            row['fraction_of_gemm'] = gflop / median / gemm_rate
+        if name in agreement:
+            row['rel_error_vs_eager'] = agreement[name]
+        rows[name] = row
+    return dict(gemm_gflops_per_s=gemm_rate, backbone_gflop=gflop, rows=rows)
+
+
+def print_table(result, args, arch):
+    print(f'\nFasterNet-{arch.upper()} {args.mode}, input '
+          f'{args.batch_size}x3x{args.shape[0]}x{args.shape[1]}, '
+          f'{torch.get_num_threads()} threads, {args.repeat} rounds '
+          f'(median [min-max])')
+    print(f'backbone work: {result["backbone_gflop"]:.1f} GFLOP; fp32 GEMM '
+          f'this run: {result["gemm_gflops_per_s"]:.0f} GFLOP/s')
+    header = (f'{"candidate":<12} {"median s":>9} {"min-max s":>15} '
+              f'{"img/s":>7} {"vs timm":>8} {"vs R50":>7} {"GFLOP/s":>8} '
+              f'{"of GEMM":>8}')
+    print(header)
+    print('-' * len(header))
+
+    def fmt(value, spec):
+        return format(value, spec) if value is not None else '-'
+
+    for name, row in result['rows'].items():
+        print(f'{name:<12} {row["median_s"]:>9.3f} '
+              f'{row["min_s"]:>7.3f}-{row["max_s"]:<7.3f} '
+              f'{row["images_per_s"]:>7.2f} '
+              f'{fmt(row.get("ratio_vs_timm-ref"), ">8.2f"):>8} '
+              f'{fmt(row.get("ratio_vs_resnet50"), ">7.2f"):>7} '
+              f'{fmt(row.get("gflops_per_s"), ">8.0f"):>8} '
+              f'{fmt(row.get("fraction_of_gemm"), ">8.0%"):>8}')
+        if 'rel_error_vs_eager' in row:
+            print(f'{"":<12} relative feature error vs eager: '
+                  f'{row["rel_error_vs_eager"]:.2e}')
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('custom_imports'):
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    if args.mode == 'detector' and DefaultScope.get_current_instance(
+    ).scope_name != 'mmdet':
+        sys.exit('--mode detector needs a detection (mmdet) config')
+
+    torch.manual_seed(0)
+    candidates, batch, backbone = make_candidates(cfg, args)
+    gemm, gemm_gflop = gemm_gflops()
+    candidates['gemm'] = gemm
+    gflop = backbone_gflop(backbone, batch)
+    agreement = check_agreement(candidates, batch, args.mode)
+    times = time_interleaved(candidates, batch, args.repeat, args.warmup)
+    result = summarize(times, args.batch_size, gflop, gemm_gflop, agreement)
+    result.update(
+        config=args.config,
+        mode=args.mode,
+        shape=[args.batch_size, 3, *args.shape],
+        threads=torch.get_num_threads(),
+        repeat=args.repeat,
+        torch=torch.__version__)
+    print_table(result, args, backbone.arch_name)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'\nwrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
