@@ -27,8 +27,16 @@ def max_relative_error(outs, refs):
                for a, b in zip(outs, refs))
 
 
-@pytest.mark.parametrize('arch', VARIANTS)
-@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (1, 3), (2, )])
+ALL_OUT_INDICES = [
+    tuple(i for i in range(4) if mask >> i & 1) for mask in range(1, 16)
+]
+
+
+@pytest.mark.parametrize(
+    'arch, out_indices',
+    [(arch, (0, 1, 2, 3)) for arch in VARIANTS] +
+    [('t0', idx) for idx in ALL_OUT_INDICES if idx != (0, 1, 2, 3)] +
+    [('m', (1, 3)), ('l', (2, ))])
 def test_deploy_equals_eager(arch, out_indices):
     model = randomized(FasterNet(arch=arch, out_indices=out_indices))
     x = torch.rand(1, 3, 64, 96)
@@ -39,6 +47,7 @@ def test_deploy_equals_eager(arch, out_indices):
     assert len(outs) == len(refs)
     for a, b in zip(outs, refs):
         assert a.shape == b.shape and a.dtype == b.dtype
+        assert a.is_contiguous()  # plain NCHW for the neck and mmcv ops
     assert max_relative_error(outs, refs) < 1e-4
     assert all(
         isinstance(b, FusedFasterNetBlock) for s in model.stages
@@ -97,3 +106,27 @@ def test_bf16_deploy_within_error_bound():
     errors = [((a - b).norm() / b.norm()).item() for a, b in zip(outs, refs)]
     assert max(errors) < 0.02, errors
     assert max(errors) > 0  # bf16 really ran
+
+
+def test_deploy_inside_a_detector_matches_eager():
+    """switch_fasternet_to_deploy finds the backbone; FPN features agree."""
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    from mmfasternet.inference import switch_fasternet_to_deploy
+
+    cfg = Config.fromfile('configs/mask_rcnn_fasternet_t0_fpn_1x_coco.py')
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('mmdet')
+    detector = MODELS.build(cfg.model)
+    randomized(detector.backbone)
+    detector.eval()
+    deployed = copy.deepcopy(detector)
+    assert switch_fasternet_to_deploy(deployed) == 1
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        refs, outs = detector.extract_feat(x), deployed.extract_feat(x)
+    assert max_relative_error(outs, refs) < 1e-4

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.utils import ProgressBar
 
@@ -140,7 +141,8 @@ def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
         cfg.model.neck.in_channels = [256, 512, 1024, 2048]
         model = build_model(cfg, 'detector')
     randomize_bn(model)
-    return fuse_conv_bn(model.eval())
+    model.eval()  # mmdet's ResNet.train() does not return the module
+    return fuse_conv_bn(model)
 
 
 def detector_runner(model, batch: torch.Tensor) -> Callable:
@@ -307,6 +309,8 @@ def main():
     ).scope_name != 'mmdet':
         sys.exit('--mode detector needs a detection (mmdet) config')
 
+    # Quiet: init_weights() reports every parameter at INFO level.
+    MMLogger.get_instance('benchmark', log_level='WARNING')
     torch.manual_seed(0)
     candidates, batch, backbone = make_candidates(cfg, args)
     gemm, gemm_gflop = gemm_gflops()

@@ -372,7 +372,11 @@ class FasterNet(BaseModule):
                 x.device.type, dtype=torch.bfloat16, enabled=self.deploy_bf16):
             outs = self._forward_stages(
                 x.contiguous(memory_format=torch.channels_last))
-        return tuple(out.to(x.dtype) for out in outs)
+        # Back to the input dtype and plain NCHW: downstream ops (e.g. mmcv's
+        # RoIAlign) index NCHW memory directly.
+        return tuple(
+            out.to(dtype=x.dtype, memory_format=torch.contiguous_format)
+            for out in outs)
 
     def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
