@@ -118,6 +118,9 @@ class FusedFasterNetBlock(nn.Module):
         # In-place ops are not autocast: match the dtype autocast chose.
         hidden.addmm_(
             convolved.to(hidden.dtype), self.fc1_conv_part.to(hidden.dtype))
-        hidden = self.act(hidden)
+        if isinstance(self.act, nn.ReLU):
+            hidden.relu_()  # no second (rows x hidden) buffer
+        else:
+            hidden = self.act(hidden)
         out = torch.addmm(rows, hidden, self.fc2_weight)
         return out.view(n, height, width, channels).permute(0, 3, 1, 2)

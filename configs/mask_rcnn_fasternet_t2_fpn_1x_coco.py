@@ -1,0 +1,10 @@
+# Mask R-CNN with a FasterNet-T2 backbone, 1x schedule on COCO.
+# Same recipe as S (lr 2e-4); not in the paper's COCO table.
+_base_ = './mask_rcnn_fasternet_s_fpn_1x_coco.py'
+
+model = dict(
+    backbone=dict(
+        arch='t2',
+        drop_path_rate=0.05,
+        init_cfg=dict(checkpoint='checkpoints/fasternet_t2-epoch.289-val_acc1.78.8860.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))

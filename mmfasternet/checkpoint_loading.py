@@ -1,0 +1,317 @@
+"""Safe checkpoint loading for mmengine on PyTorch >= 2.6.
+
+PyTorch 2.6 made ``torch.load(..., weights_only=True)`` the default. Its
+restricted unpickler refuses everything that is not a tensor or a plain
+container, which includes what mmengine writes into every checkpoint: the
+message hub's :class:`~mmengine.logging.HistoryBuffer` objects with their
+numpy histories, and numpy scalars in ``meta``. ``--resume``,
+``tools/test.py`` and ``init_cfg=dict(type='Pretrained', ...)`` then fail.
+
+:func:`setup_safe_checkpoint_loading` (called when :mod:`mmfasternet` is
+imported, which every config does through ``custom_imports``) fixes this
+while keeping ``weights_only`` on:
+
+* it allow-lists exactly the extra types such checkpoints need
+  (:data:`HistoryBuffer`, numpy arrays of numeric/bool dtype, numeric/bool
+  numpy scalars and dtypes), see :func:`safe_checkpoint_globals`;
+* it registers loaders for local files and ``http(s)://`` URLs with
+  mmengine's :class:`~mmengine.runner.CheckpointLoader` that always load
+  with ``weights_only=True``, read ``.safetensors`` files with
+  :func:`safetensors.torch.load_file`, and turn a refusal into a
+  :class:`UnsafeCheckpointError` that names the file.
+
+A file holding any other pickle content (for example a ``__reduce__``
+payload) is refused *before* anything in it runs. A trusted legacy file can
+be loaded deliberately, for that file only, with :func:`trusted_checkpoint`
+(or ``--trust-checkpoint PATH`` in ``tools/train.py`` / ``tools/test.py``).
+There is no global switch.
+
+Example:
+    >>> import mmfasternet  # noqa: F401  (sets up safe loading)
+    >>> from mmengine.runner import load_checkpoint
+    >>> load_checkpoint(model, 'work_dirs/exp/iter_4000.pth')  # doctest: +SKIP
+    >>> with mmfasternet.trusted_checkpoint('legacy_full_model.pth'):
+    ...     load_checkpoint(model, 'legacy_full_model.pth')  # doctest: +SKIP
+"""
+import builtins
+import contextlib
+import importlib
+import logging
+import os
+import os.path as osp
+import pickle
+import re
+from collections import Counter
+from typing import Any, Callable, Iterator, List, Tuple, Union
+from urllib.parse import urlparse
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import CheckpointLoader
+
+__all__ = [
+    'UnsafeCheckpointError', 'load_from_http', 'load_from_local',
+    'safe_checkpoint_globals', 'setup_safe_checkpoint_loading',
+    'trusted_checkpoint'
+]
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+# numpy's type codes of the fixed-size numeric and bool dtypes. Object,
+# structured ("void"), string and datetime dtypes are deliberately absent.
+_NUMPY_DTYPE_CODES = '?bBhHiIlLqQefdgFDG'
+# numpy 2 moved ``numpy.core`` to ``numpy._core``; pickles name whichever
+# module the writing numpy had, so both spellings are registered.
+_NUMPY_MULTIARRAY_NAMES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+
+# HistoryBuffer pickles its built-in statistics methods (``__getstate__``
+# stores them), and protocol 2 spells a method as
+# ``getattr(HistoryBuffer, 'min')``.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+# Local paths (resolved) and URLs the user has explicitly trusted, counted so
+# that nested ``trusted_checkpoint`` blocks for the same file work.
+_trusted: Counter = Counter()
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds pickle content outside the allow-list.
+
+    Subclasses :class:`pickle.UnpicklingError` (what ``torch.load`` raises for
+    a refused ``weights_only`` load), so existing handlers keep working.
+    """
+
+
+def _numpy_multiarray():
+    """numpy's ``multiarray`` module under numpy 1.x or 2.x."""
+    try:
+        return importlib.import_module('numpy._core.multiarray')
+    except ImportError:  # numpy < 2
+        return importlib.import_module('numpy.core.multiarray')
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` while unpickling with weights_only.
+
+    Resolves only ``HistoryBuffer.<min|max|current|mean>``; a general
+    ``getattr`` would let a pickle walk from any allowed object to arbitrary
+    module state.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed; only HistoryBuffer '
+        f'statistics methods {_HISTORY_BUFFER_METHODS} are')
+
+
+def safe_checkpoint_globals() -> List[SafeGlobal]:
+    """The globals mmengine checkpoints need beyond torch's defaults.
+
+    Found by running ``torch.serialization.get_unsafe_globals_in_checkpoint``
+    on checkpoints written by ``Runner.save_checkpoint``. Containers such as
+    ``OrderedDict`` and ``Counter`` (``MultiStepLR.milestones``) are already
+    allowed by torch.
+
+    Returns:
+        list: Entries for :func:`torch.serialization.add_safe_globals`, as
+        classes/functions or ``(object, 'pickled.name')`` tuples.
+    """
+    import numpy as np
+    multiarray = _numpy_multiarray()
+    entries: List[SafeGlobal] = [
+        HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr'),
+        np.ndarray,
+        np.dtype,
+        # ``bytes()`` is how protocol-2 pickles spell the empty data of an
+        # empty array (e.g. a fresh HistoryBuffer).
+        builtins.bytes,
+    ]
+    # dtype instances are restored with BUILD, which requires their class.
+    entries += sorted({type(np.dtype(code))
+                       for code in _NUMPY_DTYPE_CODES},
+                      key=lambda cls: cls.__name__)
+    for module in _NUMPY_MULTIARRAY_NAMES:
+        entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
+        entries.append((multiarray.scalar, f'{module}.scalar'))
+    return entries
+
+
+def _trust_key(filename: str) -> str:
+    """Identity of a checkpoint for the trust list: resolved path or URL."""
+    if urlparse(filename).scheme in ('http', 'https'):
+        return filename
+    return osp.realpath(osp.expanduser(filename))
+
+
+def _is_trusted(*filenames: str) -> bool:
+    return any(_trusted[_trust_key(f)] > 0 for f in filenames)
+
+
+@contextlib.contextmanager
+def trusted_checkpoint(*filenames: Union[str, os.PathLike]) -> Iterator[None]:
+    """Allow full (unsafe) unpickling of the given checkpoints, and no other.
+
+    Only use this for files whose origin you trust: unpickling them can run
+    arbitrary code. Inside the block, loading exactly these files through
+    mmengine (``load_checkpoint``, ``Runner.resume``, ``init_cfg``) uses
+    ``weights_only=False``; every other file is still loaded safely. Outside
+    the block nothing changes.
+
+    Args:
+        *filenames (str | os.PathLike): Local paths (compared after resolving
+            ``~`` and symlinks) or ``http(s)://`` URLs.
+
+    Example:
+        >>> with trusted_checkpoint('old_full_pickle.pth'):  # doctest: +SKIP
+        ...     load_checkpoint(model, 'old_full_pickle.pth')
+    """
+    keys = [_trust_key(os.fspath(f)) for f in filenames]
+    _trusted.update(keys)
+    try:
+        yield
+    finally:
+        _trusted.subtract(keys)
+        for key in keys:
+            if _trusted[key] <= 0:
+                del _trusted[key]
+
+
+def _safetensors_device(map_location: Any) -> str:
+    if isinstance(map_location, (str, torch.device)):
+        return str(map_location)
+    # ``None`` or the callables/dicts torch.load accepts: read on CPU, the
+    # weights are copied into the model's parameters afterwards anyway.
+    return 'cpu'
+
+
+def _refusal(filename: str, source: str, error: Exception) -> str:
+    # torch's message advises weights_only=False for the whole call; keep
+    # only its reason (and no terminal colour codes).
+    reason = re.sub(r'\x1b\[[0-9;]*m', '', str(error))
+    reason = reason.split('WeightsUnpickler error:')[-1]
+    reason = reason.split('Check the documentation of torch.load')[0]
+    reason = reason.split(' Please use `torch.serialization')[0].strip()
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # legacy format or unreadable: the scan is optional
+        unsafe = []
+    found = f' (not allow-listed: {", ".join(sorted(unsafe))})' if unsafe \
+        else ''
+    quoted = repr(source)
+    return (
+        f'Refused to load checkpoint {quoted}: it contains pickle content '
+        f'that is not allow-listed for weights_only loading{found}. Nothing '
+        'in it was executed. mmfasternet loads checkpoints with '
+        'weights_only=True and allows only tensors, containers, mmengine '
+        'HistoryBuffer and numeric numpy data. If, and only if, you trust '
+        'where this file comes from, load it deliberately for this file '
+        'only: in Python, `with mmfasternet.trusted_checkpoint('
+        f'{quoted}): ...`; with the tools, `--trust-checkpoint {source}`. '
+        f'Unpickler: {reason}')
+
+
+def _load_file(filename: str, map_location: Any, source: str) -> Any:
+    """Load a local file safely, unless ``source`` or the file is trusted."""
+    if filename.endswith('.safetensors'):
+        try:
+            from safetensors.torch import load_file
+        except ImportError as err:
+            raise ImportError(
+                f'Loading {filename!r} needs the `safetensors` package: '
+                'pip install safetensors') from err
+        return load_file(filename, device=_safetensors_device(map_location))
+    if _is_trusted(source, filename):
+        print_log(
+            f'Loading {source!r} with weights_only=False: it was explicitly '
+            'trusted with trusted_checkpoint()/--trust-checkpoint.',
+            logger='current',
+            level=logging.WARNING)
+        return torch.load(
+            filename, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(_refusal(filename, source, err)) from err
+
+
+def load_from_local(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint (``.pth`` or ``.safetensors``) safely.
+
+    Registered with mmengine's ``CheckpointLoader`` for paths without a
+    scheme. Same contract as mmengine's own ``load_from_local``.
+
+    Args:
+        filename (str): Local checkpoint path (``~`` is expanded).
+        map_location (str | torch.device | Callable | dict, optional): Same
+            as :func:`torch.load`. Defaults to None.
+
+    Returns:
+        Any: The loaded checkpoint, usually a dict.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeCheckpointError: If the file holds non-allow-listed pickle
+            content and was not trusted with :func:`trusted_checkpoint`.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return _load_file(filename, map_location, source=filename)
+
+
+def _download(url: str, model_dir: str = None) -> str:
+    """Fetch ``url`` into torch's hub cache, as ``load_state_dict_from_url``."""
+    if model_dir is None:
+        model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(cached):
+        print_log(f'Downloading {url} to {cached}', logger='current')
+        torch.hub.download_url_to_file(url, cached, progress=True)
+    return cached
+
+
+def load_from_http(filename: str,
+                   map_location: Any = None,
+                   model_dir: str = None) -> Any:
+    """Download a checkpoint over HTTP(S) and load it safely.
+
+    Replaces mmengine's ``load_from_http``, whose ``torch.hub`` call loads
+    with ``weights_only=False``. In distributed runs rank 0 downloads first.
+
+    Args:
+        filename (str): ``http://`` or ``https://`` URL.
+        map_location (str | torch.device | Callable | dict, optional): Same
+            as :func:`torch.load`. Defaults to None.
+        model_dir (str, optional): Download directory. Defaults to
+            ``<torch hub dir>/checkpoints``.
+
+    Returns:
+        Any: The loaded checkpoint, usually a dict.
+    """
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        cached = _download(filename, model_dir)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            cached = _download(filename, model_dir)
+    return _load_file(cached, map_location, source=filename)
+
+
+def setup_safe_checkpoint_loading() -> None:
+    """Allow-list mmengine's checkpoint types and register the safe loaders.
+
+    Idempotent: calling it again changes nothing. Does nothing on PyTorch
+    builds without ``torch.serialization.add_safe_globals`` (< 2.4), where
+    there is no ``weights_only`` allow-list to extend.
+    """
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return
+    torch.serialization.add_safe_globals(safe_checkpoint_globals())
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=load_from_http, force=True)

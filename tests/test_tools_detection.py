@@ -1,0 +1,309 @@
+"""tools/ on a toy variant of the S Mask R-CNN config, CPU only.
+
+The toy config inherits ``configs/mask_rcnn_fasternet_s_fpn_1x_coco.py``
+(same model code, optimizer and schedule) and shrinks what makes it slow:
+FasterNet-T0 without pretrained weights, 128x96 images, fewer proposals.
+"""
+import os
+import pickle
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from checkpoint_factory import (official_detection_checkpoint,
+                                random_out_norms, random_timm_fasternet)
+from mmfasternet.datasets import SHAPE_CLASSES
+from mmfasternet.engine import setup_cpu_distributed
+
+REPO = Path(__file__).resolve().parents[1]
+S_CONFIG = REPO / 'configs' / 'mask_rcnn_fasternet_s_fpn_1x_coco.py'
+ITERS_PER_EPOCH = 4  # 8 toy training images, 2 per batch
+
+TOY_CONFIG = """\
+_base_ = [{base!r}]
+data_root = {root!r}
+metainfo = dict(classes={classes!r})
+num_classes = {num_classes}
+scale = (128, 96)
+
+model = dict(
+    backbone=dict(arch='t0', drop_path_rate=0.0, init_cfg=None),
+    neck=dict(in_channels=[40, 80, 160, 320]),
+    roi_head=dict(
+        bbox_head=dict(num_classes=num_classes),
+        mask_head=dict(num_classes=num_classes)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=200, max_per_img=100),
+        rcnn=dict(sampler=dict(num=64))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=200, max_per_img=100),
+        rcnn=dict(max_per_img=20)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+
+train_cfg = dict(max_epochs=1)
+default_hooks = dict(logger=dict(interval=1))
+"""
+
+
+@pytest.fixture(scope='module')
+def toy_config(toy_coco_root, tmp_path_factory):
+    path = tmp_path_factory.mktemp('toy_cfg') / 'mask_rcnn_fasternet_toy.py'
+    path.write_text(
+        TOY_CONFIG.format(
+            base=str(S_CONFIG),
+            root=os.path.join(str(toy_coco_root), ''),
+            classes=tuple(SHAPE_CLASSES),
+            num_classes=len(SHAPE_CLASSES)))
+    return str(path)
+
+
+def tool_env(**extra) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    env.update(extra)
+    return env
+
+
+def run_tool(*args, timeout=240, **env):
+    """Run a tools/ script; return its combined output, fail with it."""
+    cmd = list(args)
+    if cmd[0].endswith('.py'):
+        cmd = [sys.executable, str(REPO / 'tools' / cmd[0])] + cmd[1:]
+    else:
+        cmd = ['bash', str(REPO / 'tools' / cmd[0])] + cmd[1:]
+    proc = subprocess.run(
+        cmd,
+        cwd=str(REPO),
+        env=tool_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def train_epochs(output: str):
+    """Epoch numbers of the training log lines, in order."""
+    return [
+        int(m) for m in re.findall(r'Epoch\(train\)\s*\[(\d+)\]', output)
+    ]
+
+
+@pytest.fixture(scope='module')
+def trained(toy_config, tmp_path_factory):
+    """One toy epoch with tools/train.py: (work_dir, output, seconds)."""
+    work_dir = tmp_path_factory.mktemp('train')
+    start = time.time()
+    output = run_tool('train.py', toy_config, '--work-dir', str(work_dir))
+    return work_dir, output, time.time() - start
+
+
+def test_train_checkpoints_and_validates(trained):
+    work_dir, output, seconds = trained
+    print(f'toy train: {seconds:.1f} s')
+    ckpt = work_dir / 'epoch_1.pth'
+    assert ckpt.is_file()
+    assert (work_dir / 'last_checkpoint').read_text().strip() == str(ckpt)
+    assert train_epochs(output) == [1] * ITERS_PER_EPOCH
+    assert re.search(r'Epoch\(val\)\s*\[1\]\[\d+/\d+\].*coco/bbox_mAP', output)
+    assert 'coco/segm_mAP' in output
+    meta = torch.load(ckpt, map_location='cpu', weights_only=False)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, ITERS_PER_EPOCH)
+
+
+def test_test_evaluates_and_writes_out(trained, toy_config, tmp_path):
+    work_dir, _, _ = trained
+    out = tmp_path / 'results.pkl'
+    start = time.time()
+    output = run_tool('test.py', toy_config, str(work_dir / 'epoch_1.pth'),
+                      '--work-dir', str(tmp_path), '--out', str(out))
+    print(f'toy test: {time.time() - start:.1f} s')
+    assert re.search(r'Epoch\(test\).*coco/bbox_mAP', output)
+    assert 'coco/segm_mAP' in output
+    with open(out, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == 4  # toy val images
+    assert {'pred_instances', 'img_id'} <= set(results[0])
+
+
+def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
+    """--deploy predicts what the eager model predicts; --bf16 runs."""
+    work_dir, _, _ = trained
+    ckpt = str(work_dir / 'epoch_1.pth')
+    results = {}
+    for flag in ('', '--deploy', '--bf16'):
+        out = tmp_path / f'results{flag}.pkl'
+        output = run_tool('test.py', toy_config, ckpt, '--work-dir',
+                          str(tmp_path / (flag or 'eager')), '--out',
+                          str(out), *([flag] if flag else []))
+        if flag:
+            assert '1 FasterNet backbone(s) in deploy mode' in output
+        with open(out, 'rb') as f:
+            results[flag] = pickle.load(f)
+    for eager, deploy in zip(results[''], results['--deploy']):
+        a, b = eager['pred_instances'], deploy['pred_instances']
+        assert torch.allclose(a['scores'], b['scores'], atol=1e-4)
+        assert torch.allclose(a['bboxes'], b['bboxes'], atol=1e-2)
+    assert len(results['--bf16']) == len(results[''])
+
+
+def test_resume_continues_from_checkpoint(toy_config, tmp_path):
+    """Kill training after its first checkpoint; --resume goes on from it."""
+    epochs = 3
+    common = [
+        sys.executable,
+        str(REPO / 'tools' / 'train.py'), toy_config, '--work-dir',
+        str(tmp_path), '--cfg-options', f'train_cfg.max_epochs={epochs}'
+    ]
+    start = time.time()
+    proc = subprocess.Popen(
+        common,
+        cwd=str(REPO),
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    last = tmp_path / 'last_checkpoint'
+    try:
+        while not last.exists():
+            assert proc.poll() is None, 'training ended before a checkpoint'
+            assert time.time() - start < 240, 'no checkpoint in time'
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    first = last.read_text().strip()
+    done = int(re.search(r'epoch_(\d+)\.pth$', first).group(1))
+    assert done < epochs and not (tmp_path / f'epoch_{epochs}.pth').exists()
+    killed_at = time.time()
+
+    output = run_tool('train.py', *common[2:], '--resume')
+    print(f'toy resume: killed after {killed_at - start:.1f} s, '
+          f'resumed run {time.time() - killed_at:.1f} s')
+    assert (f'resumed epoch: {done}, iter: {done * ITERS_PER_EPOCH}'
+            in output)
+    # Training restarts at the next epoch, not from zero.
+    logged = train_epochs(output)
+    assert logged[0] == done + 1 and logged[-1] == epochs
+    ckpt = torch.load(
+        tmp_path / f'epoch_{epochs}.pth', map_location='cpu',
+        weights_only=False)
+    assert ckpt['meta']['iter'] == epochs * ITERS_PER_EPOCH
+
+
+def test_dist_train_two_cpu_processes(toy_config, tmp_path):
+    """torchrun with 2 processes on CPU (gloo) trains one epoch."""
+    start = time.time()
+    output = run_tool(
+        'dist_train.sh', toy_config, '2', '--work-dir', str(tmp_path),
+        PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
+    print(f'toy dist_train (2 CPU procs): {time.time() - start:.1f} s')
+    assert 'Distributed training: True' in output
+    assert "type='CPUDistributedDataParallel'" in output  # config dump
+    # 8 images / (2 processes x 2 per batch) = 2 iterations per process.
+    assert re.search(r'Epoch\(train\)\s*\[1\]\[2/2\]', output)
+    assert (tmp_path / 'epoch_1.pth').is_file()
+    assert 'coco/bbox_mAP' in output
+
+
+def test_official_mmdet2_checkpoint_loads_through_test_tool(
+        toy_config, tmp_path):
+    """An mmdet-2 layout detector checkpoint: no backbone key is missing."""
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(toy_config).model)
+    heads = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith('backbone.')
+    }
+    ckpt = official_detection_checkpoint(
+        random_timm_fasternet('t0').state_dict(),
+        random_out_norms([40, 80, 160, 320]), heads)
+    assert {'CLASSES', 'mmcv_version'} <= set(ckpt['meta'])
+    assert 'backbone.stages.1.reduction.weight' in ckpt['state_dict']
+    assert 'backbone.norm6.weight' in ckpt['state_dict']
+    path = tmp_path / 'mask_rcnn_fasternet_t0_official.pth'
+    torch.save(ckpt, path)
+
+    output = run_tool('test.py', toy_config, str(path), '--work-dir',
+                      str(tmp_path))
+    assert f'Load checkpoint from {path}' in output
+    missing = re.findall(r'missing keys in source state_dict: (.*)', output)
+    assert not any('backbone.' in line for line in missing), missing
+    unexpected = re.findall(r'unexpected key in source state_dict: (.*)',
+                            output)
+    assert not any('backbone.' in line for line in unexpected), unexpected
+    assert re.search(r'Epoch\(test\).*coco/bbox_mAP', output)
+
+
+@pytest.mark.parametrize('launcher,cuda', [('none', False), ('pytorch', True)])
+def test_cpu_distributed_setup_leaves_other_runs_alone(monkeypatch, launcher,
+                                                       cuda):
+    """No launcher, or CUDA present: the config is not touched."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    cfg = Config(dict(launcher=launcher, env_cfg=dict(dist_cfg=dict(
+        backend='nccl'))))
+    before = cfg.to_dict()
+    assert setup_cpu_distributed(cfg) is False
+    assert cfg.to_dict() == before
+    assert not torch.distributed.is_initialized()
+
+
+def test_get_flops_without_dataset():
+    output = run_tool('get_flops.py', str(S_CONFIG), '--shape', '320', '256')
+    assert 'Params:      48.99 M' in output
+    flops = float(re.search(r'FLOPs:\s+([\d.]+) G', output).group(1))
+    assert flops > 0

@@ -1,0 +1,177 @@
+"""tools/ and MMSegInferencer on the ADE20K Semantic FPN configs, CPU only.
+
+The toy config inherits ``configs/demo/fpn_fasternet_t0_ade20k_toy.py``
+(the T0 ADE20K config with 4 classes, BN in the head and no pretrained
+weights) and shrinks it further for the 128x96 toy images of the fixture.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmfasternet.datasets import SEG_CLASSES
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / 'configs' / 'demo' / 'fpn_fasternet_t0_ade20k_toy.py'
+S_CONFIG = REPO / 'configs' / 'fpn_fasternet_s_ade20k_40k.py'
+MAX_ITERS = 4
+
+TOY_CONFIG = """\
+_base_ = [{base!r}]
+data_root = {root!r}
+scale = (128, 96)
+crop_size = (64, 64)
+model = dict(data_preprocessor=dict(size=crop_size))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+loader = dict(num_workers=0, persistent_workers=False)
+train_dataloader = dict(
+    **loader, batch_size=2,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    **loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters={iters}, val_interval={iters})
+default_hooks = dict(
+    logger=dict(interval=1), checkpoint=dict(interval={iters}))
+"""
+
+
+@pytest.fixture(scope='module')
+def toy_config(toy_ade_root, tmp_path_factory):
+    path = tmp_path_factory.mktemp('toy_seg_cfg') / 'fpn_fasternet_toy.py'
+    path.write_text(
+        TOY_CONFIG.format(
+            base=str(DEMO_CONFIG),
+            root=os.path.join(str(toy_ade_root), ''),
+            iters=MAX_ITERS))
+    return str(path)
+
+
+def run_tool(*args, timeout=240, **extra_env):
+    """Run a tools/ script; return its combined output, fail with it."""
+    script = REPO / 'tools' / args[0]
+    cmd = ([sys.executable, str(script)] if args[0].endswith('.py') else
+           ['bash', str(script)]) + list(args[1:])
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    env.update(extra_env)
+    proc = subprocess.run(
+        cmd,
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def metrics(output: str, mode: str) -> dict:
+    """aAcc/mIoU/mAcc of the last ``Iter(<mode>)`` summary line."""
+    lines = re.findall(rf'Iter\({mode}\) .*mIoU.*', output)
+    assert lines, f'no {mode} metrics in the output'
+    return {
+        k: float(v)
+        for k, v in re.findall(r'(aAcc|mIoU|mAcc): ([\d.]+)', lines[-1])
+    }
+
+
+@pytest.fixture(scope='module')
+def trained(toy_config, tmp_path_factory):
+    """A few toy iterations with tools/train.py: (work_dir, output)."""
+    work_dir = tmp_path_factory.mktemp('seg_train')
+    start = time.time()
+    output = run_tool('train.py', toy_config, '--work-dir', str(work_dir))
+    print(f'toy seg train ({MAX_ITERS} iters + val): '
+          f'{time.time() - start:.1f} s')
+    return work_dir, output
+
+
+def test_train_validates(trained):
+    work_dir, output = trained
+    assert (work_dir / f'iter_{MAX_ITERS}.pth').is_file()
+    assert len(re.findall(r'Iter\(train\) \[\s*\d+/\d+\]', output)) \
+        == MAX_ITERS
+    # per-class table with the toy classes, then the summary
+    for name in SEG_CLASSES:
+        assert re.search(rf'\|\s*{name}\s*\|', output)
+    result = metrics(output, 'val')
+    print(f'toy seg val: {result}')
+    assert 0 <= result['mIoU'] <= 100
+
+
+def test_test_evaluates_checkpoint(trained, toy_config, tmp_path):
+    work_dir, train_output = trained
+    start = time.time()
+    output = run_tool('test.py', toy_config,
+                      str(work_dir / f'iter_{MAX_ITERS}.pth'), '--work-dir',
+                      str(tmp_path))
+    print(f'toy seg test: {time.time() - start:.1f} s')
+    # same weights, same images: the test metrics are the final val metrics
+    assert metrics(output, 'test') == metrics(train_output, 'val')
+
+
+def test_dist_train_two_cpu_processes(toy_config, tmp_path):
+    start = time.time()
+    output = run_tool(
+        'dist_train.sh',
+        toy_config,
+        '2',
+        '--work-dir',
+        str(tmp_path),
+        '--cfg-options',
+        'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2',
+        PORT=str(free_port()),
+        CUDA_VISIBLE_DEVICES='')
+    print(f'toy seg dist_train (2 CPU procs): {time.time() - start:.1f} s')
+    assert 'Distributed training: True' in output
+    assert re.search(r'Iter\(train\) \[2/2\]', output)
+    assert (tmp_path / 'iter_2.pth').is_file()
+    assert 'mIoU' in metrics(output, 'val')
+
+
+def test_inferencer_with_s_config(toy_ade_root, tmp_path):
+    from mmseg.apis import MMSegInferencer
+
+    image = sorted((Path(toy_ade_root) / 'images' / 'validation').iterdir())[0]
+    # Random weights: no checkpoint is needed to exercise the pipeline.
+    inferencer = MMSegInferencer(
+        model=str(S_CONFIG), weights=None, dataset_name='ade20k', device='cpu')
+    assert len(inferencer.visualizer.dataset_meta['classes']) == 150
+    result = inferencer(str(image), out_dir=str(tmp_path))
+    height, width = np.asarray(Image.open(image)).shape[:2]
+    prediction = result['predictions']
+    assert prediction.shape == (height, width)
+    assert prediction.min() >= 0 and prediction.max() < 150
+    assert (tmp_path / 'vis' / image.name).is_file()

@@ -1,0 +1,152 @@
+"""Evaluate a checkpoint of a detector or segmentor on its config's test set.
+
+The config's ``default_scope`` (``mmdet`` or ``mmseg``) selects the
+framework; checkpoints of mmdet 2.x (e.g. the official FasterNet Mask R-CNN
+release) load too, the backbone maps their layout. Without CUDA, a
+distributed launch runs on gloo (see :mod:`mmfasternet.engine`).
+
+Examples::
+
+    python tools/test.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \\
+        checkpoints/mask_rcnn_fasternet_s_fpn_1x_coco_20221111_063419.pth
+    python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
+    python tools/test.py CONFIG CKPT --deploy        # fused inference path
+    bash tools/dist_test.sh CONFIG CKPT 8
+"""
+import argparse
+import inspect
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import HOOKS, RUNNERS
+from mmengine.runner import Runner
+
+from mmfasternet.checkpoint_loading import trusted_checkpoint
+from mmfasternet.engine import setup_cpu_distributed
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='where the evaluation log and metrics go (default: '
+        './work_dirs/<config name>)')
+    parser.add_argument(
+        '--out',
+        help='dump the predictions to this pickle file (.pkl / .pickle)')
+    parser.add_argument(
+        '--show', action='store_true', help='show predictions in a window')
+    parser.add_argument(
+        '--show-dir',
+        help='save every test image drawn with its predictions here (mmdet: '
+        'relative to <work_dir>/<timestamp>; mmseg: in <show_dir>/vis_data)')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        nargs='+',
+        default=[],
+        metavar='PATH',
+        help='checkpoint files or URLs whose full pickle content you trust '
+        '(only for legacy files the safe loader refuses)')
+    parser.add_argument(
+        '--deploy',
+        action='store_true',
+        help='switch FasterNet backbones to deploy mode (BN folded, fused '
+        'blocks) once the checkpoint is loaded')
+    parser.add_argument(
+        '--bf16',
+        action='store_true',
+        help='deploy mode with the backbone under bfloat16 autocast '
+        '(implies --deploy; for CPUs with AMX/AVX512-BF16 and recent GPUs)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value pairs, e.g. '
+        'test_dataloader.batch_size=2')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error('--out must end with .pkl or .pickle')
+    return args
+
+
+def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
+    """Turn on the config's visualization hook for --show / --show-dir."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise RuntimeError('--show/--show-dir need a "visualization" entry '
+                           'in the config\'s default_hooks')
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        # mmdet's hook takes an output folder and draws every test image;
+        # mmseg's draws every `interval`-th batch into the visualizer's
+        # save_dir (<show_dir>/vis_data/vis_image).
+        scope = cfg.get('default_scope', 'mmdet')
+        with HOOKS.switch_scope_and_registry(scope) as hooks:
+            params = inspect.signature(hooks.get(hook['type'])).parameters
+        if 'test_out_dir' in params:
+            hook['test_out_dir'] = args.show_dir
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+            hook['interval'] = 1
+
+
+def dump_metric(scope: str, out_file: str):
+    """A metric that pickles the predictions; mmdet's encodes masks as RLE."""
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out_file)
+    from mmengine.evaluator import DumpResults
+    return DumpResults(out_file_path=out_file)
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.deploy or args.bf16:
+        # A hook, so that it runs after the runner has loaded the checkpoint.
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='FasterNetDeployHook', bf16=args.bf16)
+        ]
+
+    setup_cpu_distributed(cfg)
+
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(
+            dump_metric(cfg.get('default_scope', 'mmdet'), args.out))
+    with trusted_checkpoint(*args.trust_checkpoint):
+        runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,120 @@
+"""Train a detector or segmentor from an mmfasternet (or any OpenMMLab) config.
+
+The config's ``default_scope`` (``mmdet`` or ``mmseg``) selects the
+framework; the runner is built with ``Runner.from_cfg`` (or the config's
+``runner_type``). Without CUDA, a distributed launch runs on gloo (see
+:mod:`mmfasternet.engine`).
+
+Examples::
+
+    python tools/train.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py
+    python tools/train.py CONFIG --resume                # latest in work_dir
+    python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
+    bash tools/dist_train.sh CONFIG 8                    # torchrun, 8 GPUs
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmfasternet.checkpoint_loading import trusted_checkpoint
+from mmfasternet.engine import setup_cpu_distributed
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint; without a value, from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the actual total batch size against the '
+        'config\'s auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--trust-checkpoint',
+        nargs='+',
+        default=[],
+        metavar='PATH',
+        help='checkpoint files or URLs whose full pickle content you trust '
+        '(only for legacy files the safe loader refuses)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value pairs, e.g. '
+        'train_dataloader.batch_size=4 or model.backbone.arch=m')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+            print_log('AMP is already enabled in the config.', 'current')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.'
+                               'base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    setup_cpu_distributed(cfg)
+
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    with trusted_checkpoint(*args.trust_checkpoint):
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()
