@@ -13,10 +13,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 VARIANTS = ('t0', 't1', 't2', 's', 'm', 'l')
 
 
-def random_timm_fasternet(arch: str, seed: int = 0) -> torch.nn.Module:
-    """timm's FasterNet with random weights and randomized BN statistics."""
-    torch.manual_seed(seed)
-    model = timm.create_model(f'fasternet_{arch}', pretrained=False)
+def randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial affine parameters and running statistics in every BN."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, _BatchNorm):
@@ -25,6 +23,12 @@ def random_timm_fasternet(arch: str, seed: int = 0) -> torch.nn.Module:
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
     return model.eval()
+
+
+def random_timm_fasternet(arch: str, seed: int = 0) -> torch.nn.Module:
+    """timm's FasterNet with random weights and randomized BN statistics."""
+    torch.manual_seed(seed)
+    return randomize_bn(timm.create_model(f'fasternet_{arch}'))
 
 
 def timm_to_official(state_dict: dict) -> dict:

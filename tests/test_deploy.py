@@ -3,23 +3,17 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from checkpoint_factory import randomize_bn
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
 
 VARIANTS = ('t0', 't1', 't2', 's', 'm', 'l')
 
 
 def randomized(model: FasterNet, seed: int = 0) -> FasterNet:
-    """Random BN statistics and layer scale so folding is non-trivial."""
+    """Random weights and BN statistics, so that folding is non-trivial."""
     torch.manual_seed(seed)
     model.init_weights()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, _BatchNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return randomize_bn(model)
 
 
 def max_relative_error(outs, refs):

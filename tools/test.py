@@ -16,14 +16,12 @@ Examples::
 import argparse
 import inspect
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import HOOKS, RUNNERS
-from mmengine.runner import Runner
+from mmengine.registry import HOOKS
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine import setup_cpu_distributed
+from mmfasternet.engine.tool_setup import build_runner, load_tool_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -116,16 +114,8 @@ def dump_metric(scope: str, out_file: str):
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.launcher, args.cfg_options,
+                           args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
@@ -135,12 +125,7 @@ def main() -> None:
             dict(type='FasterNetDeployHook', bf16=args.bf16)
         ]
 
-    setup_cpu_distributed(cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             dump_metric(cfg.get('default_scope', 'mmdet'), args.out))

@@ -14,15 +14,12 @@ Examples::
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine import setup_cpu_distributed
+from mmfasternet.engine.tool_setup import build_runner, load_tool_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,16 +72,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.launcher, args.cfg_options,
+                           args.work_dir)
 
     if args.amp:
         if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
@@ -106,12 +95,7 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    setup_cpu_distributed(cfg)
-
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     with trusted_checkpoint(*args.trust_checkpoint):
         runner.train()
 
