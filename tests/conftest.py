@@ -6,7 +6,7 @@ from mmfasternet.datasets import make_toy_ade, make_toy_coco
 
 @pytest.fixture(scope='session')
 def toy_coco_info(tmp_path_factory):
-    """The info dict of a tiny COCO-format toy set (8 train / 4 val, 128x96)."""
+    """Info dict of a tiny COCO-format toy set (8 train / 4 val, 128x96)."""
     root = tmp_path_factory.mktemp('toy_coco')
     return make_toy_coco(
         str(root), num_train=8, num_val=4, img_size=(128, 96), seed=0)
@@ -14,13 +14,16 @@ def toy_coco_info(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def toy_coco_root(toy_coco_info):
-    """Root folder of the tiny COCO toy set (``annotations/``, ``train/``, ``val/``)."""
+    """Root of the tiny COCO toy set (``annotations/``, ``train/``, ``val/``).
+
+    A ``str``; the info dict is the ``toy_coco_info`` fixture.
+    """
     return toy_coco_info['root']
 
 
 @pytest.fixture(scope='session')
 def toy_ade_info(tmp_path_factory):
-    """The info dict of a tiny ADE20K-layout toy set (8 train / 4 val, 128x96)."""
+    """Info dict of a tiny ADE20K-layout toy set (8 train / 4 val, 128x96)."""
     root = tmp_path_factory.mktemp('toy_ade')
     return make_toy_ade(
         str(root), num_train=8, num_val=4, img_size=(128, 96), seed=0)
@@ -28,5 +31,5 @@ def toy_ade_info(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def toy_ade_root(toy_ade_info):
-    """Root folder of the tiny ADE toy set (``images/``, ``annotations/``)."""
+    """Root of the tiny ADE toy set (``images/``, ``annotations/``); a str."""
     return toy_ade_info['root']

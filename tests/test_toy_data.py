@@ -111,7 +111,8 @@ def test_coco_masks_do_not_overlap(toy_coco_info):
 def test_ade_layout(toy_ade_info):
     info = toy_ade_info
     root = info['root']
-    assert info['classes'] == SEG_CLASSES and info['classes'][0] == 'background'
+    assert info['classes'] == SEG_CLASSES
+    assert info['classes'][0] == 'background'
     assert info['reduce_zero_label'] is True
     for split, folder, num in (('train', 'training', 8), ('val', 'validation',
                                                           4)):

@@ -74,3 +74,4 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=200)
 default_hooks = dict(
     logger=dict(interval=20), checkpoint=dict(interval=200, max_keep_ckpts=1))
+randomness = dict(seed=0)

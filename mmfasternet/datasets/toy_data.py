@@ -34,7 +34,8 @@ SHAPE_PALETTE: Tuple[Tuple[int, int, int], ...] = ((220, 60, 60),
                                                     (65, 95, 220))
 #: Semantic classes after ``reduce_zero_label`` (PNG value ``i + 1``).
 SEG_CLASSES: Tuple[str, ...] = ('background', ) + SHAPE_CLASSES
-SEG_PALETTE: Tuple[Tuple[int, int, int], ...] = ((40, 40, 40), ) + SHAPE_PALETTE
+SEG_PALETTE: Tuple[Tuple[int, int, int],
+                   ...] = ((40, 40, 40), ) + SHAPE_PALETTE
 
 _SPLITS = (('train', 'training', 0), ('val', 'validation', 1))
 _CIRCLE_VERTICES = 32
@@ -57,7 +58,8 @@ def _shape_polygon(cls: int, cx: float, cy: float, radius: float,
 def _polygon_area(poly: np.ndarray) -> float:
     """Shoelace area of a simple polygon given as (N, 2) vertices."""
     x, y = poly[:, 0], poly[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+    twice_area = np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))
+    return float(abs(twice_area) / 2)
 
 
 def _background(rng: np.random.Generator, width: int,
@@ -275,7 +277,8 @@ def make_toy_ade(root: str,
                 seg[shape['mask']] = shape['label'] + 2
             Image.fromarray(img).save(
                 osp.join(root, img_dir, f'{idx:06d}.jpg'), quality=95)
-            Image.fromarray(seg).save(osp.join(root, seg_dir, f'{idx:06d}.png'))
+            Image.fromarray(seg).save(
+                osp.join(root, seg_dir, f'{idx:06d}.png'))
         info[split] = dict(
             img_dir=img_dir + '/', seg_map_dir=seg_dir + '/', num_images=num)
     return info

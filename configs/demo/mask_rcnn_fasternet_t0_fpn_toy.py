@@ -1,0 +1,99 @@
+# The `make demo` detector: Mask R-CNN with a FasterNet-T0 backbone trained
+# from scratch on the toy shapes set (mmfasternet.datasets.make_toy_coco), in
+# a few minutes on a CPU. Same model code and recipe as the COCO config; only
+# the sizes differ: lighter RoI heads (256-d box FCs, 2x128-channel mask
+# convs, 128 sampled RoIs), 320x256 images, batch 4, 200 iterations.
+#
+#   python -m mmfasternet.datasets.toy_data coco data/toy_coco
+#   python tools/train.py configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py
+_base_ = '../mask_rcnn_fasternet_t0_fpn_1x_coco.py'
+
+data_root = 'data/toy_coco/'
+metainfo = dict(
+    classes=('square', 'circle', 'triangle'),
+    palette=[(220, 60, 60), (60, 180, 75), (65, 95, 220)])
+num_classes = 3
+img_scale = (320, 256)
+max_iters = 200
+
+model = dict(
+    # From scratch: no ImageNet weights to download.
+    backbone=dict(init_cfg=None),
+    roi_head=dict(
+        bbox_head=dict(fc_out_channels=256, num_classes=num_classes),
+        mask_head=dict(
+            num_convs=2, conv_out_channels=128, num_classes=num_classes)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=500),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=500, max_per_img=300),
+        rcnn=dict(max_per_img=20)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+
+# Iteration-based: warm up, then AdamW at 1e-3 with two steps down.
+train_cfg = dict(
+    _delete_=True,
+    type='IterBasedTrainLoop',
+    max_iters=max_iters,
+    val_interval=max_iters)
+optim_wrapper = dict(
+    optimizer=dict(lr=1e-3, weight_decay=1e-4),
+    clip_grad=dict(_delete_=True, max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
+    dict(
+        type='MultiStepLR',
+        by_epoch=False,
+        begin=0,
+        end=max_iters,
+        milestones=[int(max_iters * 0.75), int(max_iters * 0.9)],
+        gamma=0.1),
+]
+
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+
+# Reproducible toy runs.
+randomness = dict(seed=0)

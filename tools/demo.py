@@ -1,0 +1,338 @@
+"""The `make demo` driver: FasterNet end to end on a CPU, no downloads.
+
+1. generates the toy shapes datasets under ``--data-root`` (COCO format and
+   ADE20K layout, see :mod:`mmfasternet.datasets.toy_data`);
+2. trains a FasterNet-T0 Mask R-CNN from scratch with ``tools/train.py`` and
+   evaluates it with ``tools/test.py`` (``coco/bbox_mAP``, ``coco/segm_mAP``);
+3. trains and evaluates a FasterNet Semantic FPN the same way (``mIoU``);
+4. draws predictions on a few val images, the segmentation overlay and the
+   training loss curves under ``--work-dir``.
+
+Examples::
+
+    python tools/demo.py                # the full demo, a few minutes on a CPU
+    python tools/demo.py --quick        # a few iterations, to check it works
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+import warnings
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from mmfasternet.datasets import make_toy_ade, make_toy_coco
+
+# mmengine imports pkg_resources; its deprecation notice is just noise here.
+PKG_RESOURCES_WARNING = 'pkg_resources is deprecated'
+warnings.filterwarnings('ignore', PKG_RESOURCES_WARNING, UserWarning)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DET_CONFIG = osp.join('configs', 'demo', 'mask_rcnn_fasternet_t0_fpn_toy.py')
+SEG_CONFIG = osp.join('configs', 'demo', 'fpn_fasternet_t0_ade20k_toy.py')
+
+# (train images, val images) of each toy set, and iterations of each model
+# (None: the config's own schedule).
+SETTINGS = dict(
+    full=dict(coco=(200, 50), ade=(200, 50), det_iters=None, seg_iters=None),
+    quick=dict(coco=(8, 4), ade=(8, 4), det_iters=2, seg_iters=2))
+NUM_PICTURES = 4
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train, evaluate and show FasterNet on toy data (CPU)')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='tiny datasets and 2 iterations per model (a smoke test)')
+    parser.add_argument(
+        '--data-root',
+        default='data',
+        help='where the toy datasets are written (toy_coco/, toy_ade/)')
+    parser.add_argument(
+        '--work-dir',
+        default=osp.join('work_dirs', 'demo'),
+        help='checkpoints, logs and pictures')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='device for drawing predictions (default: cuda if available)')
+    return parser.parse_args(argv)
+
+
+def banner(text: str) -> None:
+    print(f'\n===== {text} =====', flush=True)
+
+
+def run_tool(args: List[str]) -> None:
+    """Run ``python <args>`` in the repository root; output streams through."""
+    cmd = [sys.executable] + args
+    print('$ ' + ' '.join(cmd), flush=True)
+    env = dict(os.environ)
+    env.setdefault('PYTHONWARNINGS',
+                   f'ignore:{PKG_RESOURCES_WARNING}:UserWarning')
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+
+
+def read_json_lines(path: str) -> List[Dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_test_metrics(work_dir: str) -> Dict:
+    """The metrics logged by the newest ``tools/test.py`` run in work_dir."""
+    # mmengine's LoggerHook dumps them to <work_dir>/<time>/<time>.json
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', '*.json')),
+            key=osp.getmtime,
+            reverse=True):
+        records = read_json_lines(path)
+        if records:
+            return records[-1]
+    return {}
+
+
+def read_train_log(work_dir: str) -> List[Dict]:
+    """The training records (one per logging interval) of the newest run."""
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', '*.json')),
+            key=osp.getmtime,
+            reverse=True):
+        if osp.basename(path) == 'scalars.json':
+            continue
+        records = [r for r in read_json_lines(path) if 'loss' in r]
+        if records:
+            return records
+    return []
+
+
+def train_and_test(config: str, work_dir: str, data_options: List[str],
+                   iters: Optional[int]) -> Dict:
+    """``tools/train.py`` then ``tools/test.py`` on the final checkpoint.
+
+    ``iters`` replaces the config's number of iterations (and logs each one).
+    """
+    # tools/test.py evaluates once training is over.
+    train_options = data_options + [
+        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None'
+    ]
+    if iters is not None:
+        train_options += [
+            f'train_cfg.max_iters={iters}',
+            f'default_hooks.checkpoint.interval={iters}',
+            'default_hooks.logger.interval=1'
+        ]
+    run_tool([
+        osp.join('tools', 'train.py'), config, '--work-dir', work_dir,
+        '--cfg-options'
+    ] + train_options)
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    run_tool([
+        osp.join('tools', 'test.py'), config, checkpoint, '--work-dir',
+        work_dir, '--cfg-options'
+    ] + data_options)
+    return dict(checkpoint=checkpoint, metrics=read_test_metrics(work_dir))
+
+
+def max_iters(config: str, override: Optional[int]) -> int:
+    if override is not None:
+        return override
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
+
+
+def grid(images: List[np.ndarray], cols: int = 2) -> np.ndarray:
+    """Tile same-sized RGB images into rows of ``cols``, with white gaps."""
+    h = max(img.shape[0] for img in images)
+    w = max(img.shape[1] for img in images)
+    rows = -(-len(images) // cols)
+    gap = 4
+    canvas = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3),
+                     255,
+                     dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        y, x = r * (h + gap), c * (w + gap)
+        canvas[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return canvas
+
+
+def draw_predictions(config: str,
+                     checkpoint: str,
+                     images: List[str],
+                     out_file: str,
+                     device: Optional[str],
+                     with_inputs: bool = False,
+                     **kwargs) -> None:
+    """Draw a checkpoint's predictions on ``images`` into one picture.
+
+    With ``with_inputs`` each drawing is shown next to its input image.
+    """
+    from mmengine.config import Config
+    from PIL import Image
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    if cfg.default_scope == 'mmdet':
+        from mmdet.apis import DetInferencer as Inferencer
+    else:
+        from mmseg.apis import MMSegInferencer as Inferencer
+    inferencer = Inferencer(model=cfg, weights=checkpoint, device=device)
+    vis = inferencer(images, return_vis=True, **kwargs)['visualization']
+    if with_inputs:
+        inputs = [np.asarray(Image.open(p).convert('RGB')) for p in images]
+        vis = [img for pair in zip(inputs, vis) for img in pair]
+    Image.fromarray(grid(vis)).save(out_file)
+
+
+def plot_losses(logs: Dict[str, List[Dict]], out_file: str) -> None:
+    """Training loss curves, one panel per model, from mmengine's json log."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(logs), figsize=(6 * len(logs), 4))
+    for ax, (title, records) in zip(np.atleast_1d(axes), logs.items()):
+        steps = [r['iter'] for r in records]
+        keys = sorted({
+            k
+            for r in records for k in r
+            if k.startswith('loss') or '.loss' in k
+        })
+        if len(keys) == 2:  # the total and its only term: one curve
+            keys = ['loss']
+        for key in keys:
+            values = [r.get(key, np.nan) for r in records]
+            ax.plot(
+                steps,
+                values,
+                label=key,
+                linewidth=2.5 if key == 'loss' else 1.2,
+                marker='o' if len(steps) < 10 else None)
+        ax.set(title=title, xlabel='iteration', ylabel='loss')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+
+
+def fmt(metrics: Dict, key: str, spec: str = '.3f') -> str:
+    value = metrics.get(key)
+    return 'n/a' if value is None else format(value, spec)
+
+
+def shown(path: str) -> str:
+    """``path`` relative to the current folder when it lies inside it."""
+    rel = osp.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    settings = SETTINGS['quick' if args.quick else 'full']
+    data_root = osp.abspath(args.data_root)
+    work_dir = osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    start = time.time()
+    timings = {}
+
+    banner('1/4 toy datasets')
+    coco_root = osp.join(data_root, 'toy_coco')
+    ade_root = osp.join(data_root, 'toy_ade')
+    num_train, num_val = settings['coco']
+    coco = make_toy_coco(coco_root, num_train=num_train, num_val=num_val)
+    num_train, num_val = settings['ade']
+    ade = make_toy_ade(ade_root, num_train=num_train, num_val=num_val)
+    for name, info in (('instances', coco), ('semantic', ade)):
+        print(f"{name}: {shown(info['root'])} "
+              f"({info['train']['num_images']} train / "
+              f"{info['val']['num_images']} val, "
+              f"{', '.join(info['classes'])})")
+    timings['data'] = time.time() - start
+
+    banner(f'2/4 Mask R-CNN FasterNet-T0: train '
+           f"{max_iters(DET_CONFIG, settings['det_iters'])} iterations, "
+           'then test')
+    tic = time.time()
+    det_dir = osp.join(work_dir, 'det')
+    det_data = [
+        f'{loader}.dataset.data_root={coco_root}/'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + [
+        f'{evaluator}.ann_file={coco_root}/{coco["val"]["ann_file"]}'
+        for evaluator in ('val_evaluator', 'test_evaluator')
+    ]
+    det = train_and_test(DET_CONFIG, det_dir, det_data, settings['det_iters'])
+    timings['detection'] = time.time() - tic
+
+    banner(f'3/4 Semantic FPN FasterNet-T0: train '
+           f"{max_iters(SEG_CONFIG, settings['seg_iters'])} iterations, "
+           'then test')
+    tic = time.time()
+    seg_dir = osp.join(work_dir, 'seg')
+    seg_data = [
+        f'{loader}.dataset.data_root={ade_root}/'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    seg = train_and_test(SEG_CONFIG, seg_dir, seg_data, settings['seg_iters'])
+    timings['segmentation'] = time.time() - tic
+
+    banner('4/4 pictures')
+    tic = time.time()
+    pictures = dict(
+        det=osp.join(work_dir, 'det_predictions.png'),
+        seg=osp.join(work_dir, 'seg_overlay.png'),
+        loss=osp.join(work_dir, 'loss_curve.png'))
+    det_images = [
+        osp.join(coco_root, coco['val']['img_dir'], f'{i:06d}.jpg')
+        for i in range(min(NUM_PICTURES, coco['val']['num_images']))
+    ]
+    draw_predictions(
+        DET_CONFIG,
+        det['checkpoint'],
+        det_images,
+        pictures['det'],
+        args.device,
+        pred_score_thr=0.5)
+    seg_images = [
+        osp.join(ade_root, ade['val']['img_dir'], f'{i:06d}.jpg')
+        for i in range(min(NUM_PICTURES, ade['val']['num_images']))
+    ]
+    draw_predictions(
+        SEG_CONFIG,
+        seg['checkpoint'],
+        seg_images,
+        pictures['seg'],
+        args.device,
+        with_inputs=True,
+        opacity=0.5)
+    plot_losses(
+        {
+            'Mask R-CNN FasterNet-T0': read_train_log(det_dir),
+            'Semantic FPN FasterNet-T0': read_train_log(seg_dir)
+        }, pictures['loss'])
+    timings['pictures'] = time.time() - tic
+
+    total = time.time() - start
+    banner(f'demo finished in {total / 60:.1f} min (' + ', '.join(
+        f'{k} {v:.0f}s' for k, v in timings.items()) + ')')
+    print('Mask R-CNN FasterNet-T0 on toy val: '
+          f"bbox mAP {fmt(det['metrics'], 'coco/bbox_mAP')}, "
+          f"segm mAP {fmt(det['metrics'], 'coco/segm_mAP')}")
+    # mmseg reports IoU in percent.
+    print('Semantic FPN FasterNet-T0 on toy val: '
+          f"mIoU {fmt(seg['metrics'], 'mIoU', '.1f')}%")
+    print(f'Checkpoints and logs: {shown(det_dir)}, {shown(seg_dir)}')
+    print(f'Pictures are in {shown(work_dir)}:')
+    print(f"  {shown(pictures['det'])}  (predicted boxes and masks)")
+    print(f"  {shown(pictures['seg'])}  (val images, predicted classes)")
+    print(f"  {shown(pictures['loss'])}  (training loss curves)")
+
+
+if __name__ == '__main__':
+    main()
