@@ -23,7 +23,7 @@ CONFIG = 'configs/mask_rcnn_fasternet_{}_fpn_1x_coco.py'
 def run(arch: str, mode: str, repeat: int, out_dir: str) -> dict:
     out = osp.join(out_dir, f'{arch}_{mode}.json')
     cmd = [
-        sys.executable, 'tools/benchmark.py',
+        sys.executable, '-W', 'ignore::UserWarning', 'tools/benchmark.py',
         CONFIG.format(arch), '--mode', mode, '--repeat',
         str(repeat), '--json', out
     ]
@@ -55,7 +55,7 @@ def main():
     print('\nSummary (ratios of medians, measured side by side in one run)')
     print(f'{"backbone":<10} {"deploy/timm":>11} {"eager/timm":>10} '
           f'{"bf16/timm":>9} {"deploy/R50":>10} {"deploy GFLOP/s":>14} '
-          f'{"of GEMM":>7}')
+          f'{"of peak":>7}')
     for arch, res in results.items():
         rows = res['rows']
         deploy, eager = rows['ours-deploy'], rows['ours-eager']

@@ -1,32 +1,33 @@
 """Inference-only re-parameterized FasterNet layers (deploy mode).
 
-A FasterNet block computes ``x + W2 @ act(BN(W1 @ pconv(x)))`` where
-``pconv(x) = cat(conv3x3(x[:c]), x[c:])``. With BN folded into ``W1`` and
-layer scale folded into ``W2``, the pointwise convs become two GEMMs on the
-channels-last view of ``x`` (an ``(N*H*W, C)`` matrix):
+A FasterNet block computes ``x + s * W2(act(BN(W1(pconv(x)))))``. For
+inference the BN is folded into ``W1`` (which gains a bias) and the layer
+scale ``s`` into ``W2``, the activation runs in place, and the residual is
+added into the output of ``W2`` in place, so a block allocates one hidden
+and one output buffer and makes no separate normalization or scaling pass.
+The model runs in ``torch.channels_last`` memory format, where oneDNN's
+convolutions are fastest on CPU.
 
-* ``hidden = x[:, c:] @ W1[:, c:].T + conv3x3(x[:c]) @ W1[:, :c].T + b1``:
-  the untouched channels are read in place through a strided view, so the
-  concatenation is never materialized;
-* ``out = x + act(hidden) @ W2.T``: the residual add happens inside the GEMM
-  (``addmm``), so there is no separate elementwise pass.
+Measured alternatives that were slower on CPU (see ``tools/benchmark.py``):
+computing the pointwise convs as GEMMs on the channels-last matrix, which
+avoids the PConv concatenation but loses to oneDNN's convolution kernels
+(2x slower at stage 3); chunking those GEMMs for cache locality.
 """
 from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
 @torch.no_grad()
 def fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor],
             bn: _BatchNorm):
-    """Fold an eval-mode BN that follows a conv/linear into its weights.
+    """Fold an eval-mode BN that follows a conv into the conv's weights.
 
     Args:
-        weight (Tensor): Weight with the output channels first.
-        bias (Tensor, optional): Bias of the conv, or None.
+        weight (Tensor): Conv weight, output channels first.
+        bias (Tensor, optional): Conv bias, or None.
         bn (_BatchNorm): The norm layer (its running statistics are used).
 
     Returns:
@@ -55,72 +56,52 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
     weight, bias = fold_bn(conv.weight, conv.bias, bn)
     fused.weight.copy_(weight)
     fused.bias.copy_(bias)
-    return fused
+    return fused.requires_grad_(False)
 
 
 class FusedFasterNetBlock(nn.Module):
     """A FasterNet block with BN and layer scale folded (inference only).
 
-    Build it with :meth:`from_block`. Input and output are NCHW tensors in
-    ``torch.channels_last`` memory format (other layouts are converted).
+    Build it with :meth:`from_block`.
 
     Args:
-        pconv_weight (Tensor): 3x3 PConv weight, ``(c, c, 3, 3)``.
-        fc1_weight (Tensor): First pointwise weight with BN folded,
-            ``(hidden, C)``.
-        fc1_bias (Tensor): Its bias, ``(hidden, )``.
-        fc2_weight (Tensor): Second pointwise weight with layer scale
-            folded, ``(C, hidden)``.
+        pconv (nn.Conv2d): The PConv's 3x3 conv (on the first channels).
+        fc1 (nn.Conv2d): First pointwise conv with the BN folded in.
         act (nn.Module): The block's activation.
+        fc2 (nn.Conv2d): Second pointwise conv with layer scale folded in.
     """
 
-    def __init__(self, pconv_weight: torch.Tensor, fc1_weight: torch.Tensor,
-                 fc1_bias: torch.Tensor, fc2_weight: torch.Tensor,
-                 act: nn.Module) -> None:
+    def __init__(self, pconv: nn.Conv2d, fc1: nn.Conv2d, act: nn.Module,
+                 fc2: nn.Conv2d) -> None:
         super().__init__()
-        self.conv_channels = pconv_weight.shape[0]
-        self.pconv_weight = nn.Parameter(pconv_weight.clone(),
-                                         requires_grad=False)
-        # Stored transposed (in, out) so the GEMMs read them contiguously.
-        self.fc1_conv_part = nn.Parameter(
-            fc1_weight[:, :self.conv_channels].t().contiguous(),
-            requires_grad=False)
-        self.fc1_pass_part = nn.Parameter(
-            fc1_weight[:, self.conv_channels:].t().contiguous(),
-            requires_grad=False)
-        self.fc1_bias = nn.Parameter(fc1_bias.clone(), requires_grad=False)
-        self.fc2_weight = nn.Parameter(
-            fc2_weight.t().contiguous(), requires_grad=False)
+        self.conv_channels = pconv.in_channels
+        self.untouched_channels = fc1.in_channels - pconv.in_channels
+        self.pconv = pconv
+        self.fc1 = fc1
         self.act = act
+        self.relu_in_place = isinstance(act, nn.ReLU)
+        self.fc2 = fc2
+        self.requires_grad_(False)
 
     @classmethod
     @torch.no_grad()
     def from_block(cls, block: nn.Module) -> 'FusedFasterNetBlock':
         """Fold a :class:`~.fasternet.FasterNetBlock` (eval mode)."""
-        fc1, bn, act, fc2 = block.mlp
-        fc1_weight, fc1_bias = fold_bn(fc1.weight.flatten(1), None, bn)
-        fc2_weight = fc2.weight.flatten(1)
+        conv1, bn, act, conv2 = block.mlp
+        fc1 = fuse_conv_bn(conv1, bn)
+        fc2 = nn.Conv2d(
+            conv2.in_channels, conv2.out_channels, 1, bias=False).to(
+                conv2.weight)
+        weight = conv2.weight
         if block.layer_scale is not None:
-            fc2_weight = fc2_weight * block.layer_scale.view(-1, 1)
-        return cls(block.spatial_mixing.partial_conv3.weight, fc1_weight,
-                   fc1_bias, fc2_weight, act)
+            weight = weight * block.layer_scale.view(-1, 1, 1, 1)
+        fc2.weight.copy_(weight)
+        return cls(block.spatial_mixing.partial_conv3, fc1, act, fc2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
-        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view
-        convolved = F.conv2d(
-            x[:, :self.conv_channels], self.pconv_weight, padding=1)
-        convolved = convolved.permute(0, 2, 3, 1).reshape(
-            -1, self.conv_channels)
-        hidden = torch.addmm(self.fc1_bias, rows[:, self.conv_channels:],
-                             self.fc1_pass_part)
-        # In-place ops are not autocast: match the dtype autocast chose.
-        hidden.addmm_(
-            convolved.to(hidden.dtype), self.fc1_conv_part.to(hidden.dtype))
-        if isinstance(self.act, nn.ReLU):
-            hidden.relu_()  # no second (rows x hidden) buffer
-        else:
-            hidden = self.act(hidden)
-        out = torch.addmm(rows, hidden, self.fc2_weight)
-        return out.view(n, height, width, channels).permute(0, 3, 1, 2)
+        x1, x2 = torch.split(
+            x, [self.conv_channels, self.untouched_channels], dim=1)
+        hidden = self.fc1(torch.cat((self.pconv(x1), x2), dim=1))
+        hidden = hidden.relu_() if self.relu_in_place else self.act(hidden)
+        # The residual goes into fc2's fresh output buffer, never into x.
+        return self.fc2(hidden).add_(x)
