@@ -21,7 +21,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import HOOKS
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine.tool_setup import build_runner, load_tool_config
+from mmfasternet.engine.tool_setup import (build_runner, close_distributed,
+                                           load_tool_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -129,8 +130,11 @@ def main() -> None:
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             dump_metric(cfg.get('default_scope', 'mmdet'), args.out))
-    with trusted_checkpoint(*args.trust_checkpoint):
-        runner.test()
+    try:
+        with trusted_checkpoint(*args.trust_checkpoint):
+            runner.test()
+    finally:
+        close_distributed()
 
 
 if __name__ == '__main__':

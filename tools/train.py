@@ -19,7 +19,8 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine.tool_setup import build_runner, load_tool_config
+from mmfasternet.engine.tool_setup import (build_runner, close_distributed,
+                                           load_tool_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,8 +97,11 @@ def main() -> None:
         cfg.load_from = args.resume
 
     runner = build_runner(cfg)
-    with trusted_checkpoint(*args.trust_checkpoint):
-        runner.train()
+    try:
+        with trusted_checkpoint(*args.trust_checkpoint):
+            runner.train()
+    finally:
+        close_distributed()
 
 
 if __name__ == '__main__':

@@ -2,6 +2,8 @@
 import os.path as osp
 from typing import Optional
 
+import torch.distributed as torch_dist
+
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -43,3 +45,13 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def close_distributed() -> None:
+    """Destroy the process group, if any, before the interpreter exits.
+
+    A gloo group left open can abort the process at exit ("terminate called
+    without an active exception") after the job itself succeeded.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
