@@ -8,9 +8,7 @@ import os
 import pickle
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from mmengine.registry import MODELS, init_default_scope
 from checkpoint_factory import (official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet)
 from mmfasternet.datasets import SHAPE_CLASSES
+from tool_runner import free_port, run_tool, tool_command, tool_env
 from mmfasternet.engine import setup_cpu_distributed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,35 +104,10 @@ def toy_config(toy_coco_root, tmp_path_factory):
     return str(path)
 
 
-def tool_env(**extra) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
-    env.update(extra)
-    return env
 
 
-def run_tool(*args, timeout=240, **env):
-    """Run a tools/ script; return its combined output, fail with it."""
-    cmd = list(args)
-    if cmd[0].endswith('.py'):
-        cmd = [sys.executable, str(REPO / 'tools' / cmd[0])] + cmd[1:]
-    else:
-        cmd = ['bash', str(REPO / 'tools' / cmd[0])] + cmd[1:]
-    proc = subprocess.run(
-        cmd,
-        cwd=str(REPO),
-        env=tool_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def train_epochs(output: str):
@@ -205,13 +179,12 @@ def test_resume_continues_from_checkpoint(toy_config, tmp_path):
     """Kill training after its first checkpoint; --resume goes on from it."""
     epochs = 3
     common = [
-        sys.executable,
-        str(REPO / 'tools' / 'train.py'), toy_config, '--work-dir',
+        toy_config, '--work-dir',
         str(tmp_path), '--cfg-options', f'train_cfg.max_epochs={epochs}'
     ]
     start = time.time()
     proc = subprocess.Popen(
-        common,
+        tool_command('train.py', *common),
         cwd=str(REPO),
         env=tool_env(),
         stdout=subprocess.DEVNULL,
@@ -230,7 +203,7 @@ def test_resume_continues_from_checkpoint(toy_config, tmp_path):
     assert done < epochs and not (tmp_path / f'epoch_{epochs}.pth').exists()
     killed_at = time.time()
 
-    output = run_tool('train.py', *common[2:], '--resume')
+    output = run_tool('train.py', *common, '--resume')
     print(f'toy resume: killed after {killed_at - start:.1f} s, '
           f'resumed run {time.time() - killed_at:.1f} s')
     assert (f'resumed epoch: {done}, iter: {done * ITERS_PER_EPOCH}'

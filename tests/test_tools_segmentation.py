@@ -6,9 +6,6 @@ weights) and shrinks it further for the 128x96 toy images of the fixture.
 """
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mmfasternet.datasets import SEG_CLASSES
+from tool_runner import free_port, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'fpn_fasternet_t0_ade20k_toy.py'
@@ -70,29 +68,8 @@ def toy_config(toy_ade_root, tmp_path_factory):
     return str(path)
 
 
-def run_tool(*args, timeout=240, **extra_env):
-    """Run a tools/ script; return its combined output, fail with it."""
-    script = REPO / 'tools' / args[0]
-    cmd = ([sys.executable, str(script)] if args[0].endswith('.py') else
-           ['bash', str(script)]) + list(args[1:])
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
-    env.update(extra_env)
-    proc = subprocess.run(
-        cmd,
-        cwd=str(REPO),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def metrics(output: str, mode: str) -> dict:

@@ -133,8 +133,10 @@ def main() -> None:
     try:
         with trusted_checkpoint(*args.trust_checkpoint):
             runner.test()
-    finally:
-        close_distributed()
+    except BaseException:
+        close_distributed(succeeded=False)
+        raise
+    close_distributed()
 
 
 if __name__ == '__main__':

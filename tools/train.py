@@ -100,8 +100,10 @@ def main() -> None:
     try:
         with trusted_checkpoint(*args.trust_checkpoint):
             runner.train()
-    finally:
-        close_distributed()
+    except BaseException:
+        close_distributed(succeeded=False)
+        raise
+    close_distributed()
 
 
 if __name__ == '__main__':

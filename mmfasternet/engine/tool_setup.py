@@ -47,11 +47,20 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
-def close_distributed() -> None:
+def close_distributed(succeeded: bool = True) -> None:
     """Destroy the process group, if any, before the interpreter exits.
 
-    A gloo group left open can abort the process at exit ("terminate called
-    without an active exception") after the job itself succeeded.
+    A gloo group left open can abort a process at exit ("terminate called
+    without an active exception") after the job itself succeeded. After a
+    successful job the ranks first meet at a barrier, so that none tears
+    the group down while another still uses it; after a failure they do
+    not wait for each other.
+
+    Args:
+        succeeded (bool): Whether the job finished without an exception.
+            Default: True.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
+        if succeeded:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
