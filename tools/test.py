@@ -15,14 +15,14 @@ Examples::
 """
 import argparse
 import inspect
-import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import HOOKS
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine.tool_setup import (build_runner, close_distributed,
-                                           load_tool_config)
+from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
+                                           close_distributed, load_tool_config,
+                                           parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,13 +45,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='--show interval (s)')
     parser.add_argument(
-        '--trust-checkpoint',
-        nargs='+',
-        default=[],
-        metavar='PATH',
-        help='checkpoint files or URLs whose full pickle content you trust '
-        '(only for legacy files the safe loader refuses)')
-    parser.add_argument(
         '--deploy',
         action='store_true',
         help='switch FasterNet backbones to deploy mode (BN folded, fused '
@@ -61,20 +54,8 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='deploy mode with the backbone under bfloat16 autocast '
         '(implies --deploy; for CPUs with AMX/AVX512-BF16 and recent GPUs)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value pairs, e.g. '
-        'test_dataloader.batch_size=2')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    add_common_tool_args(parser, 'test_dataloader.batch_size=2')
+    args = parse_tool_args(parser)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must end with .pkl or .pickle')
     return args

@@ -13,14 +13,13 @@ Examples::
     bash tools/dist_train.sh CONFIG 8                    # torchrun, 8 GPUs
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 from mmfasternet.checkpoint_loading import trusted_checkpoint
-from mmfasternet.engine.tool_setup import (build_runner, close_distributed,
-                                           load_tool_config)
+from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
+                                           close_distributed, load_tool_config,
+                                           parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,29 +45,9 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='scale the lr by the actual total batch size against the '
         'config\'s auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--trust-checkpoint',
-        nargs='+',
-        default=[],
-        metavar='PATH',
-        help='checkpoint files or URLs whose full pickle content you trust '
-        '(only for legacy files the safe loader refuses)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value pairs, e.g. '
-        'train_dataloader.batch_size=4 or model.backbone.arch=m')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_tool_args(
+        parser, 'train_dataloader.batch_size=4 or model.backbone.arch=m')
+    return parse_tool_args(parser)
 
 
 def main() -> None:

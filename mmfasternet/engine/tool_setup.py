@@ -1,14 +1,52 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: config and runner."""
+"""What ``tools/train.py`` and ``tools/test.py`` share: options, config,
+runner and process-group teardown."""
+import argparse
+import os
 import os.path as osp
 from typing import Optional
 
 import torch.distributed as torch_dist
-
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .cpu_distributed import setup_cpu_distributed
+
+
+def add_common_tool_args(parser: argparse.ArgumentParser,
+                         cfg_example: str) -> None:
+    """Options every tool takes: trusted checkpoints, config overrides and
+    the launcher (``--local-rank`` too, as torch.distributed.launch passes).
+
+    Args:
+        parser (ArgumentParser): The tool's parser.
+        cfg_example (str): An example for the ``--cfg-options`` help.
+    """
+    parser.add_argument(
+        '--trust-checkpoint',
+        nargs='+',
+        default=[],
+        metavar='PATH',
+        help='checkpoint files or URLs whose full pickle content you trust '
+        '(only for legacy files the safe loader refuses)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config entries, key=value pairs, e.g. {cfg_example}')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and export ``--local-rank`` as ``LOCAL_RANK`` unless set."""
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_tool_config(config: str,
