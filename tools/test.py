@@ -19,10 +19,9 @@ import inspect
 from mmengine.config import Config
 from mmengine.registry import HOOKS
 
-from mmfasternet.checkpoint_loading import trusted_checkpoint
 from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
-                                           close_distributed, load_tool_config,
-                                           parse_tool_args)
+                                           load_tool_config, parse_tool_args,
+                                           tool_job)
 
 
 def parse_args() -> argparse.Namespace:
@@ -111,13 +110,8 @@ def main() -> None:
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             dump_metric(cfg.get('default_scope', 'mmdet'), args.out))
-    try:
-        with trusted_checkpoint(*args.trust_checkpoint):
-            runner.test()
-    except BaseException:
-        close_distributed(succeeded=False)
-        raise
-    close_distributed()
+    with tool_job(args.trust_checkpoint):
+        runner.test()
 
 
 if __name__ == '__main__':

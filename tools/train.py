@@ -16,10 +16,9 @@ import argparse
 
 from mmengine.logging import print_log
 
-from mmfasternet.checkpoint_loading import trusted_checkpoint
 from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
-                                           close_distributed, load_tool_config,
-                                           parse_tool_args)
+                                           load_tool_config, parse_tool_args,
+                                           tool_job)
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,13 +75,8 @@ def main() -> None:
         cfg.load_from = args.resume
 
     runner = build_runner(cfg)
-    try:
-        with trusted_checkpoint(*args.trust_checkpoint):
-            runner.train()
-    except BaseException:
-        close_distributed(succeeded=False)
-        raise
-    close_distributed()
+    with tool_job(args.trust_checkpoint):
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -3,13 +3,15 @@ runner and process-group teardown."""
 import argparse
 import os
 import os.path as osp
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..checkpoint_loading import trusted_checkpoint
 from .cpu_distributed import setup_cpu_distributed
 
 
@@ -102,3 +104,21 @@ def close_distributed(succeeded: bool = True) -> None:
         if succeeded:
             torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+@contextmanager
+def tool_job(trusted_paths: Sequence[str] = ()) -> Iterator[None]:
+    """Run a tool's job: ``--trust-checkpoint`` files opted in for its
+    duration, and the process group (if any) closed when it ends.
+
+    Args:
+        trusted_paths (Sequence[str]): Checkpoints whose full pickle content
+            the user trusts. Default: ().
+    """
+    try:
+        with trusted_checkpoint(*trusted_paths):
+            yield
+    except BaseException:
+        close_distributed(succeeded=False)
+        raise
+    close_distributed()
