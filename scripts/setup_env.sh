@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or completes) the project's virtual environment: the pinned
 # PyTorch, mmcv 2.1.0 built from source with its compiled ops, mmengine,
-# mmdet, mmsegmentation, timm and mmfasternet itself (editable).
+# mmdet, mmsegmentation, timm, ONNX Runtime and OpenVINO, the test and lint
+# tools, and mmfasternet itself (editable).
 #
 # Idempotent: once everything is installed a stamp file holding a hash of the
 # requirements is written; a later run with the same requirements returns at
@@ -97,11 +98,12 @@ PYEOF
 fi
 
 # ---- the rest of the stack and the package ---------------------------------
-log "installing mmengine, mmdet, mmsegmentation, timm, test tools"
-"${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/tests.txt -r requirements/torch.txt \
+log "installing mmengine, mmdet, mmsegmentation, timm, ONNX engines, test and lint tools"
+"${PIP[@]}" install -q -r requirements/runtime.txt -r requirements/deploy.txt \
+  -r requirements/tests.txt -r requirements/lint.txt -r requirements/torch.txt \
   || fail "pip could not install requirements/runtime.txt"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e . || fail "could not install mmfasternet"
-"$PY" -c 'import mmdet, mmseg, timm, mmfasternet' || fail "the stack does not import"
+"$PY" -c 'import mmdet, mmseg, timm, onnxruntime, openvino, mmfasternet' || fail "the stack does not import"
 
 echo "$want" > "$STAMP"
 log "environment ready in $((SECONDS - start)) s: $VENV"
