@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test benchmark clean-venv
+.PHONY: setup demo test benchmark operators compare clean-venv
 
 setup:
 	@VENV=$(abspath $(VENV)) bash scripts/setup_env.sh
@@ -17,6 +17,16 @@ test: setup
 
 benchmark: setup
 	$(PY) benchmarks/fasternet_speed.py
+
+# The paper's operator study (Table 1) and FasterNet with each spatial mixer.
+operators: setup
+	$(PY) benchmarks/operator_study.py
+	$(PY) benchmarks/mixer_study.py
+
+# FasterNet-T0/T1/T2 against GhostNetV2-1.0/1.3/1.6 (and MobileNetV2,
+# CSPNeXt-tiny): backbones and whole detectors, one process.
+compare: setup
+	$(PY) benchmarks/backbone_comparison.py
 
 clean-venv:
 	rm -rf $(VENV)

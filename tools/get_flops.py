@@ -21,6 +21,8 @@ Example::
 
     python tools/get_flops.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py
     python tools/get_flops.py CONFIG --shape 512 512
+    python tools/get_flops.py mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py \
+        configs/rtmdet_fasternet_t0_8xb32-300e_coco.py --shape 640
 """
 import argparse
 import importlib
@@ -29,6 +31,7 @@ from typing import Tuple
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, DictAction
+from mmengine.hub import get_config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.structures import BaseDataElement, InstanceData
 from torch import nn
@@ -43,7 +46,12 @@ _DATA_SAMPLES = {
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Count the parameters and FLOPs of a config\'s model')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config',
+        nargs='+',
+        help='config file path(s), ours or a framework\'s (e.g. '
+        'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py); several are '
+        'measured one after another in this run')
     parser.add_argument(
         '--shape',
         type=int,
@@ -116,9 +124,10 @@ def blank_batch(model: nn.Module, scope: str, height: int, width: int):
     return model.data_preprocessor(batch, training=False)
 
 
-def main() -> None:
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
+def count(config: str, args: argparse.Namespace) -> None:
+    """Build ``config``'s model and print its parameters and FLOPs."""
+    # `mmdet::...` names a config installed with the framework.
+    cfg = get_config(config) if '::' in config else Config.fromfile(config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     scope = cfg.get('default_scope', 'mmdet')
@@ -151,7 +160,7 @@ def main() -> None:
 
     line = '=' * 60
     print(line)
-    print(f'Config:      {args.config}')
+    print(f'Config:      {config}')
     print(f'Input shape: {(3, height, width)} -> padded '
           f'{tuple(inputs.shape[1:])}')
     print(f'Counted:     {protocol}')
@@ -163,6 +172,12 @@ def main() -> None:
         print(f'  {name:<18} params {params.get(name, 0) / 1e6:7.2f} M   '
               f'FLOPs {module_flops.get(prefix + name, 0) / 1e9:8.2f} G')
     print(line)
+
+
+def main() -> None:
+    args = parse_args()
+    for config in args.config:
+        count(config, args)
 
 
 if __name__ == '__main__':

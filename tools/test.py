@@ -11,6 +11,7 @@ Examples::
         checkpoints/mask_rcnn_fasternet_s_fpn_1x_coco_20221111_063419.pth
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
     python tools/test.py CONFIG CKPT --deploy        # fused inference path
+    python tools/test.py CONFIG MODEL.onnx --backend onnxruntime
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
@@ -53,6 +54,11 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='deploy mode with the backbone under bfloat16 autocast '
         '(implies --deploy; for CPUs with AMX/AVX512-BF16 and recent GPUs)')
+    parser.add_argument(
+        '--backend',
+        choices=['onnxruntime', 'openvino'],
+        help='evaluate an end-to-end ONNX file (tools/deploy/export_onnx.py)'
+        ' given as CHECKPOINT with this engine instead of PyTorch')
     add_common_tool_args(parser, 'test_dataloader.batch_size=2')
     args = parse_tool_args(parser)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -98,13 +104,24 @@ def main() -> None:
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options,
                            args.work_dir)
     cfg.load_from = args.checkpoint
+    if args.backend:
+        if args.deploy or args.bf16:
+            raise SystemExit('--deploy/--bf16 apply to PyTorch, not to '
+                             '--backend')
+        from mmfasternet.deploy import backend_model_config
+        backend_model_config(cfg, args.checkpoint, args.backend)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.deploy or args.bf16:
         # A hook, so that it runs after the runner has loaded the checkpoint.
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='FasterNetDeployHook', bf16=args.bf16)
-        ]
+        # EMAHook (RTMDet's configs) is left out: it would swap its eager
+        # copy's parameters into the deployed model, and the checkpoint's
+        # model weights already are the averaged ones (EMAHook saves them
+        # there), so testing without it evaluates the same weights.
+        cfg.custom_hooks = [
+            hook for hook in cfg.get('custom_hooks', [])
+            if hook.get('type') != 'EMAHook'
+        ] + [dict(type='FasterNetDeployHook', bf16=args.bf16)]
 
     runner = build_runner(cfg)
     if args.out is not None:

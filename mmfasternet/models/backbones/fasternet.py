@@ -7,7 +7,10 @@ Module names follow the public weight layout shared by timm and the official
 release (``patch_embed``, ``stages.N.downsample``, ``stages.N.blocks.M``
 with ``spatial_mixing.partial_conv3`` and ``mlp.{0,1,3}``), so every public
 checkpoint maps onto this model by renaming keys only; see
-:mod:`mmfasternet.models.utils.weight_layouts`.
+:mod:`mmfasternet.models.utils.weight_layouts`. For ablations the PConv can
+be replaced by another 3x3 spatial mixer (``spatial_mixer``); those store
+their conv as ``spatial_mixing.weight`` (none for ``'identity'``), so the
+mixer a checkpoint was saved with is told by its keys and shapes.
 """
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -22,14 +25,17 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.weight_layouts import convert_to_mmfasternet
+from ..utils.weight_layouts import (convert_to_mmfasternet,
+                                    detect_spatial_mixer)
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
 
 PCONV_FORWARDS = ('split_cat', 'slicing')
+SPATIAL_MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
 # In place: the BN output it overwrites is not needed by autograd, and an
 # out-of-place ReLU costs a full extra pass over the widest tensor (measured:
 # ~5% of FasterNet-S's CPU time at 800x1344).
 _RELU = dict(type='ReLU', inplace=True)
+_GELU = dict(type='GELU')
 
 
 class PartialConv(nn.Module):
@@ -41,32 +47,32 @@ class PartialConv(nn.Module):
     Args:
         channels (int): Number of input (and output) channels.
         n_div (int): The convolved part is ``channels // n_div``. Default: 4.
-        forward_type (str): ``'split_cat'`` (split, convolve, concatenate;
+        pconv_forward (str): ``'split_cat'`` (split, convolve, concatenate;
             for training and inference) or ``'slicing'`` (copy the input and
-            overwrite the convolved channels; inference only). Neither writes
-            into its input, so the block's residual branch stays intact.
-            Default: 'split_cat'.
+            overwrite the convolved channels; inference only, as in the
+            official code). Neither writes into its input, so the block's
+            residual branch stays intact. Default: 'split_cat'.
     """
 
     def __init__(self,
                  channels: int,
                  n_div: int = 4,
-                 forward_type: str = 'split_cat') -> None:
+                 pconv_forward: str = 'split_cat') -> None:
         super().__init__()
-        if forward_type not in PCONV_FORWARDS:
+        if pconv_forward not in PCONV_FORWARDS:
             raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
-                             f'got {forward_type!r}')
+                             f'got {pconv_forward!r}')
         self.conv_channels = channels // n_div
         if self.conv_channels < 1:
             raise ValueError(f'n_div={n_div} leaves no channel to convolve '
                              f'out of {channels}')
         self.untouched_channels = channels - self.conv_channels
-        self.forward_type = forward_type
+        self.pconv_forward = pconv_forward
         self.partial_conv3 = nn.Conv2d(
             self.conv_channels, self.conv_channels, 3, 1, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.forward_type == 'slicing':
+        if self.pconv_forward == 'slicing':
             if self.training:
                 raise RuntimeError("pconv_forward='slicing' is for inference "
                                    "only: call eval() or use 'split_cat'")
@@ -79,10 +85,48 @@ class PartialConv(nn.Module):
         return torch.cat((self.partial_conv3(x1), x2), dim=1)
 
 
-class FasterNetBlock(nn.Module):
-    """PConv followed by a pointwise inverted bottleneck and a residual.
+def build_spatial_mixer(spatial_mixer: str,
+                        channels: int,
+                        n_div: int = 4,
+                        gconv_groups: int = 16,
+                        pconv_forward: str = 'split_cat') -> nn.Module:
+    """Build the spatial mixer of a FasterNet block (3x3, channels kept).
 
-    ``x + drop_path(scale * conv1x1(act(norm(conv1x1(pconv(x))))))``
+    Args:
+        spatial_mixer (str): ``'pconv'`` (:class:`PartialConv`, weight key
+            ``partial_conv3.weight`` as in the public checkpoints),
+            ``'dwconv'`` (depthwise), ``'gconv'`` (``gconv_groups`` groups),
+            ``'conv'`` (dense) -- these three are a bias-free ``nn.Conv2d``
+            whose only key is ``weight`` -- or ``'identity'`` (no spatial
+            mixing and no weights).
+        channels (int): Input and output channels.
+        n_div (int): PConv's partial ratio is ``1 / n_div``. Default: 4.
+        gconv_groups (int): Groups of ``'gconv'``. Default: 16.
+        pconv_forward (str): See :class:`PartialConv`. Default: 'split_cat'.
+
+    Returns:
+        nn.Module: The mixer.
+    """
+    if spatial_mixer not in SPATIAL_MIXERS:
+        raise ValueError(f'spatial_mixer must be one of {SPATIAL_MIXERS}, '
+                         f'got {spatial_mixer!r}')
+    if spatial_mixer == 'pconv':
+        return PartialConv(channels, n_div, pconv_forward)
+    if spatial_mixer == 'identity':
+        return nn.Identity()
+    groups = dict(dwconv=channels, gconv=gconv_groups, conv=1)[spatial_mixer]
+    if groups < 1 or channels % groups:
+        raise ValueError(f'gconv_groups={gconv_groups} must divide the '
+                         f'{channels} channels of every stage')
+    return nn.Conv2d(
+        channels, channels, 3, 1, 1, groups=groups, bias=False)
+
+
+class FasterNetBlock(nn.Module):
+    """A spatial mixer (PConv by default) followed by a pointwise inverted
+    bottleneck and a residual.
+
+    ``x + drop_path(scale * conv1x1(act(norm(conv1x1(mixer(x))))))``
 
     Args:
         channels (int): Input and output channels.
@@ -97,6 +141,9 @@ class FasterNetBlock(nn.Module):
             Default: dict(type='BN').
         act_cfg (dict): Activation. Default: dict(type='ReLU', inplace=True).
         pconv_forward (str): See :class:`PartialConv`. Default: 'split_cat'.
+        spatial_mixer (str): See :func:`build_spatial_mixer`.
+            Default: 'pconv'.
+        gconv_groups (int): Groups of the ``'gconv'`` mixer. Default: 16.
         with_cp (bool): Use gradient checkpointing. Default: False.
     """
 
@@ -109,13 +156,17 @@ class FasterNetBlock(nn.Module):
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  pconv_forward: str = 'split_cat',
+                 spatial_mixer: str = 'pconv',
+                 gconv_groups: int = 16,
                  with_cp: bool = False) -> None:
         super().__init__()
         norm_cfg = norm_cfg or dict(type='BN')
         act_cfg = act_cfg or _RELU
         hidden = int(channels * mlp_ratio)
         self.with_cp = with_cp
-        self.spatial_mixing = PartialConv(channels, n_div, pconv_forward)
+        self.spatial_mixing = build_spatial_mixer(spatial_mixer, channels,
+                                                  n_div, gconv_groups,
+                                                  pconv_forward)
         # Index 2 (the activation) has no weights: keys are mlp.0, mlp.1 and
         # mlp.3, as in the public checkpoints.
         self.mlp = nn.Sequential(
@@ -132,7 +183,7 @@ class FasterNetBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else \
             nn.Identity()
 
-    def _residual_branch(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         out = self.mlp(self.spatial_mixing(x))
         if self.layer_scale is not None:
             out = self.layer_scale.view(1, -1, 1, 1) * out
@@ -140,8 +191,8 @@ class FasterNetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._residual_branch, x, use_reentrant=False)
-        return self._residual_branch(x)
+            return cp.checkpoint(self._forward_impl, x, use_reentrant=False)
+        return self._forward_impl(x)
 
 
 class ConvNorm(nn.Sequential):
@@ -210,6 +261,14 @@ class FasterNet(BaseModule):
             Default: 2.
         n_div (int): PConv convolves ``channels // n_div`` channels.
             Default: 4.
+        spatial_mixer (str): The 3x3 spatial mixer of every block:
+            ``'pconv'`` (the paper's), ``'dwconv'``, ``'gconv'``, ``'conv'``
+            or ``'identity'``, for ablations; see
+            :func:`build_spatial_mixer`. Public checkpoints are PConv ones:
+            a checkpoint saved with another mixer is refused with a message
+            that names both. Default: 'pconv'.
+        gconv_groups (int): Groups of the ``'gconv'`` mixer; must divide
+            ``embed_dims``. Default: 16 (the paper's operator study).
         patch_size (int): Kernel and stride of the patch embedding.
             Default: 4.
         merge_size (int): Kernel and stride of the patch merging. Default: 2.
@@ -222,8 +281,9 @@ class FasterNet(BaseModule):
             Default: dict(type='BN', requires_grad=True).
         act_cfg (dict, optional): Activation in the blocks; None uses the
             arch's (GELU for T0/T1, ReLU otherwise). Default: None.
-        pconv_forward (str): ``'split_cat'`` (training and inference) or
-            ``'slicing'`` (inference only). Default: 'split_cat'.
+        pconv_forward (str): How PConv runs: ``'split_cat'`` (training and
+            inference) or ``'slicing'`` (inference only); ignored by the
+            other mixers and by deploy mode. Default: 'split_cat'.
         frozen_stages (int): -1 freezes nothing, 0 the patch embedding, ``i``
             the patch embedding and stages ``0 .. i-1`` together with their
             output norms. Default: -1.
@@ -249,8 +309,8 @@ class FasterNet(BaseModule):
     """
 
     arch_settings: Dict[str, dict] = {
-        't0': dict(embed_dims=40, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
-        't1': dict(embed_dims=64, depths=(1, 2, 8, 2), act_cfg=dict(type='GELU')),
+        't0': dict(embed_dims=40, depths=(1, 2, 8, 2), act_cfg=_GELU),
+        't1': dict(embed_dims=64, depths=(1, 2, 8, 2), act_cfg=_GELU),
         't2': dict(embed_dims=96, depths=(1, 2, 8, 2), act_cfg=_RELU),
         's': dict(embed_dims=128, depths=(1, 2, 13, 2), act_cfg=_RELU),
         'm': dict(embed_dims=144, depths=(3, 4, 18, 3), act_cfg=_RELU),
@@ -263,6 +323,8 @@ class FasterNet(BaseModule):
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
                  mlp_ratio: float = 2.,
                  n_div: int = 4,
+                 spatial_mixer: str = 'pconv',
+                 gconv_groups: int = 16,
                  patch_size: int = 4,
                  merge_size: int = 2,
                  drop_path_rate: float = 0.,
@@ -292,11 +354,15 @@ class FasterNet(BaseModule):
         if pconv_forward not in PCONV_FORWARDS:
             raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
                              f'got {pconv_forward!r}')
+        if spatial_mixer not in SPATIAL_MIXERS:
+            raise ValueError(f'spatial_mixer must be one of {SPATIAL_MIXERS}, '
+                             f'got {spatial_mixer!r}')
         if drop_path_rate < 0:
             raise ValueError(f'drop_path_rate must be >= 0, got '
                              f'{drop_path_rate}')
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
         act_cfg = dict(act_cfg or arch.get('act_cfg', _RELU))
+        self.spatial_mixer = spatial_mixer
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -325,6 +391,8 @@ class FasterNet(BaseModule):
                     norm_cfg=norm_cfg,
                     act_cfg=act_cfg,
                     pconv_forward=pconv_forward,
+                    spatial_mixer=spatial_mixer,
+                    gconv_groups=gconv_groups,
                     with_cp=with_cp) for j in range(depth)
             ]
             self.stages.append(FasterNetStage(downsample, blocks))
@@ -460,6 +528,7 @@ class FasterNet(BaseModule):
             own_keys = [k for k in state_dict if k.startswith(prefix)]
             local = {k[len(prefix):]: state_dict[k] for k in own_keys}
             converted = convert_to_mmfasternet(local)
+            self._check_spatial_mixer(converted.state_dict)
             self._check_loadable(converted.state_dict)
             kept_init = self._fill_absent_out_norms(converted.state_dict)
             for key in own_keys:
@@ -474,6 +543,23 @@ class FasterNet(BaseModule):
 
     def _describe(self) -> str:
         return f'FasterNet-{self.arch_name.upper()}'
+
+    def _check_spatial_mixer(self, weights: Dict[str, object]) -> None:
+        """Raise on weights saved with another spatial mixer (or ratio)."""
+        found = detect_spatial_mixer(weights)
+        if found is None:
+            return
+        own = detect_spatial_mixer(self.state_dict(), found.block)
+        if own is None or own == found:
+            return
+        settings = ' '.join(f'model.backbone.{k}={v}'
+                            for k, v in found.settings.items())
+        raise RuntimeError(
+            f'{self._describe()}: the checkpoint was saved with '
+            f'spatial_mixer={found.name!r} ({found.detail}), but this model '
+            f'has spatial_mixer={own.name!r} ({own.detail}); compared at '
+            f'{found.block}. Build the model with the checkpoint\'s mixer '
+            f'(--cfg-options {settings}).')
 
     def _check_loadable(self, weights: Dict[str, object]) -> None:
         """Raise on another variant's weights or a mostly-absent backbone."""

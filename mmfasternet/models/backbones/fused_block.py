@@ -1,6 +1,8 @@
 """Inference-only re-parameterized FasterNet layers (deploy mode).
 
-A FasterNet block computes ``x + s * W2(act(BN(W1(pconv(x)))))``. For
+A FasterNet block computes ``x + s * W2(act(BN(W1(mixer(x)))))``, where the
+spatial mixer is PConv or, in ablation models, a depthwise / grouped / dense
+3x3 conv or nothing. For
 inference the BN is folded into ``W1`` (which gains a bias) and the layer
 scale ``s`` into ``W2``, the activation runs in place, and the residual is
 added into the output of ``W2`` in place, so a block allocates one hidden
@@ -65,18 +67,22 @@ class FusedFasterNetBlock(nn.Module):
     Build it with :meth:`from_block`.
 
     Args:
-        pconv (nn.Conv2d): The PConv's 3x3 conv (on the first channels).
+        mixer (nn.Conv2d, optional): The spatial mixer's 3x3 conv. When it
+            has fewer input channels than ``fc1`` it is a PConv, applied to
+            the first channels; otherwise it convolves all channels
+            (depthwise, grouped or dense). None: no spatial mixing.
         fc1 (nn.Conv2d): First pointwise conv with the BN folded in.
         act (nn.Module): The block's activation.
         fc2 (nn.Conv2d): Second pointwise conv with layer scale folded in.
     """
 
-    def __init__(self, pconv: nn.Conv2d, fc1: nn.Conv2d, act: nn.Module,
-                 fc2: nn.Conv2d) -> None:
+    def __init__(self, mixer: Optional[nn.Conv2d], fc1: nn.Conv2d,
+                 act: nn.Module, fc2: nn.Conv2d) -> None:
         super().__init__()
-        self.conv_channels = pconv.in_channels
-        self.untouched_channels = fc1.in_channels - pconv.in_channels
-        self.pconv = pconv
+        self.conv_channels = fc1.in_channels if mixer is None else \
+            mixer.in_channels
+        self.untouched_channels = fc1.in_channels - self.conv_channels
+        self.mixer = mixer
         self.fc1 = fc1
         self.act = act
         self.relu_in_place = isinstance(act, nn.ReLU)
@@ -87,6 +93,11 @@ class FusedFasterNetBlock(nn.Module):
     @torch.no_grad()
     def from_block(cls, block: nn.Module) -> 'FusedFasterNetBlock':
         """Fold a :class:`~.fasternet.FasterNetBlock` (eval mode)."""
+        mixing = block.spatial_mixing
+        if isinstance(mixing, nn.Identity):
+            mixer = None
+        else:  # PartialConv holds its conv; the other mixers are one
+            mixer = getattr(mixing, 'partial_conv3', mixing)
         conv1, bn, act, conv2 = block.mlp
         fc1 = fuse_conv_bn(conv1, bn)
         fc2 = nn.Conv2d(
@@ -96,12 +107,18 @@ class FusedFasterNetBlock(nn.Module):
         if block.layer_scale is not None:
             weight = weight * block.layer_scale.view(-1, 1, 1, 1)
         fc2.weight.copy_(weight)
-        return cls(block.spatial_mixing.partial_conv3, fc1, act, fc2)
+        return cls(mixer, fc1, act, fc2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = torch.split(
-            x, [self.conv_channels, self.untouched_channels], dim=1)
-        hidden = self.fc1(torch.cat((self.pconv(x1), x2), dim=1))
+        if self.mixer is None:
+            mixed = x
+        elif self.untouched_channels:
+            x1, x2 = torch.split(
+                x, [self.conv_channels, self.untouched_channels], dim=1)
+            mixed = torch.cat((self.mixer(x1), x2), dim=1)
+        else:
+            mixed = self.mixer(x)
+        hidden = self.fc1(mixed)
         hidden = hidden.relu_() if self.relu_in_place else self.act(hidden)
         # The residual goes into fc2's fresh output buffer, never into x.
         return self.fc2(hidden).add_(x)

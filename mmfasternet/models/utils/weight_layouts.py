@@ -15,11 +15,18 @@ tensors under different names:
 * ``mmfasternet`` -- ours: timm's body names plus output norms
   ``norm0 .. norm3`` indexed by stage.
 
+Ablation models built with another spatial mixer than PConv (see
+``FasterNet(spatial_mixer=...)``) store it as ``spatial_mixing.weight``;
+:func:`detect_spatial_mixer` tells the mixer of a state dict from its keys
+and shapes, so that loading one into a model of another mixer can be refused
+with a clear message.
+
 The functions here work on a *backbone-local* state dict (no ``backbone.``
 prefix) and always build a new dict: renaming in place collides, because
 stage 2 of the official layout is stage 1 of ours and so on.
 """
 import re
+from fractions import Fraction
 from typing import Dict, List, Mapping, NamedTuple, Optional
 
 OFFICIAL_CLASSIFICATION = 'official_classification'
@@ -36,6 +43,7 @@ _OFFICIAL_STAGE = re.compile(r'^stages\.(\d+)\.(.*)$')
 _TIMM_DOWNSAMPLE = re.compile(r'^stages[._]\d+\.downsample\.')
 _TIMM_FLAT_STAGE = re.compile(r'^stages_(\d+)\.(.*)$')
 _OUT_NORM = re.compile(r'^norm(\d+)\.(.*)$')
+_BLOCK_FC1 = re.compile(r'^(stages\.(\d+)\.blocks\.(\d+)\.)mlp\.0\.weight$')
 
 
 class ConvertedWeights(NamedTuple):
@@ -134,3 +142,84 @@ def convert_to_mmfasternet(state_dict: Mapping[str, object],
                              'checkpoint mixes layouts')
         converted[new_key] = value
     return ConvertedWeights(layout, converted, dropped)
+
+
+class SpatialMixerInfo(NamedTuple):
+    """The spatial mixer of one block, as told by :func:`detect_spatial_mixer`.
+
+    Attributes:
+        name (str): ``'pconv'``, ``'dwconv'``, ``'gconv'``, ``'conv'`` or
+            ``'identity'``.
+        detail (str): What the weights show, e.g. ``'3x3 conv on 1/4 of the
+            channels'``.
+        settings (dict): The backbone arguments that build this mixer, e.g.
+            ``{'spatial_mixer': 'pconv', 'n_div': 4}``.
+        block (str): The block it was read from, e.g. ``'stages.0.blocks.0'``.
+    """
+    name: str
+    detail: str
+    settings: Dict[str, object]
+    block: str
+
+
+def detect_spatial_mixer(state_dict: Mapping[str, object],
+                         block: Optional[str] = None
+                         ) -> Optional[SpatialMixerInfo]:
+    """Tell a block's spatial mixer from the keys and shapes of its weights.
+
+    A block's input width ``c`` is the second dimension of its ``mlp.0``
+    weight. PConv keeps the public key ``spatial_mixing.partial_conv3.weight``
+    of shape ``(c/n, c/n, 3, 3)``; the other mixers store a
+    ``spatial_mixing.weight`` of shape ``(c, c/g, 3, 3)`` with ``g = c``
+    (depthwise), ``1 < g < c`` (grouped) or ``g = 1`` (dense), and a block
+    without either key has no spatial mixer.
+
+    Args:
+        state_dict (Mapping[str, Any]): Weights in the mmfasternet layout
+            (see :func:`convert_to_mmfasternet`), without prefix.
+        block (str, optional): The block to read, e.g.
+            ``'stages.2.blocks.0'``. Defaults to the first block present.
+
+    Returns:
+        SpatialMixerInfo | None: None when the dict holds no such block.
+    """
+    blocks = {}
+    for key in state_dict:
+        match = _BLOCK_FC1.match(key)
+        if match:
+            index = (int(match.group(2)), int(match.group(3)))
+            blocks[index] = match.group(1)
+    if block is not None:
+        prefixes = [p for p in blocks.values() if p == block + '.']
+    else:
+        prefixes = [blocks[i] for i in sorted(blocks)][:1]
+    if not prefixes:
+        return None
+    prefix = prefixes[0]
+    name = prefix.rstrip('.')
+    channels = state_dict[prefix + 'mlp.0.weight'].shape[1]
+    partial = state_dict.get(prefix + 'spatial_mixing.partial_conv3.weight')
+    full = state_dict.get(prefix + 'spatial_mixing.weight')
+    if partial is not None:
+        conv_channels = partial.shape[0]
+        ratio = Fraction(conv_channels, channels)
+        settings = dict(spatial_mixer='pconv')
+        n_div = round(channels / conv_channels)
+        if channels // n_div == conv_channels:
+            settings['n_div'] = n_div
+        return SpatialMixerInfo('pconv',
+                                f'3x3 conv on {ratio} of the channels',
+                                settings, name)
+    if full is None:
+        return SpatialMixerInfo('identity', 'no spatial mixing',
+                                dict(spatial_mixer='identity'), name)
+    groups = full.shape[0] // full.shape[1]
+    if full.shape[1] == 1 and groups > 1:
+        return SpatialMixerInfo('dwconv', '3x3 depthwise conv',
+                                dict(spatial_mixer='dwconv'), name)
+    if groups == 1:
+        return SpatialMixerInfo('conv', 'dense 3x3 conv',
+                                dict(spatial_mixer='conv'), name)
+    return SpatialMixerInfo('gconv', f'3x3 conv in {groups} groups',
+                            dict(spatial_mixer='gconv', gconv_groups=groups),
+                            name)

@@ -1,0 +1,222 @@
+"""FasterNet built with each spatial mixer: the whole-network study.
+
+The paper compares PConv with DWConv / GConv only as isolated operators
+(its Table 1). This builds FasterNet-T0, T1, T2 and S with every mixer of
+``FasterNet(spatial_mixer=...)`` -- ``pconv`` (the paper's), ``dwconv``,
+``gconv`` (16 groups; 8 for T0, whose 40 channels 16 does not divide),
+``conv`` and ``identity`` (no spatial mixing, the lower bound) -- plus PConv
+with ``n_div`` 2 and 8 (the partial-ratio sweep; 4 is the default), and
+reports for each:
+
+* backbone parameters and FLOPs at 224x224 (multiply-adds, counted by
+  mmengine's FlopAnalyzer);
+* latency at 1x3x224x224 on one thread and on all threads, and at
+  1x3x800x1344 on all threads (fewer rounds: it is the slow part).
+
+Models run in deploy mode (``switch_to_deploy()``: BN folded, fused blocks),
+fp32, random weights. The variants of one architecture are timed
+interleaved. Writes ``mixer_study.json``, ``.md`` and ``.png`` to
+``--out-dir`` (default ``work_dirs/operators``).
+
+    python benchmarks/mixer_study.py           # about 4 minutes on 2 cores
+    python benchmarks/mixer_study.py --quick   # T0 only, small inputs
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+from typing import Dict, List
+
+import torch
+from mmengine.logging import MMLogger
+
+from mmfasternet.benchmarking import cpu_banner, time_interleaved
+from mmfasternet.models import FasterNet
+
+MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
+N_DIVS = (2, 8)
+
+
+def variants(arch: str) -> Dict[str, dict]:
+    """Name -> FasterNet keyword arguments, for one architecture."""
+    embed = FasterNet.arch_settings[arch]['embed_dims']
+    out = {}
+    for mixer in MIXERS:
+        kwargs = dict(spatial_mixer=mixer)
+        if mixer == 'gconv':
+            kwargs['gconv_groups'] = 16 if embed % 16 == 0 else 8
+        out[mixer] = kwargs
+    for n_div in N_DIVS:
+        out[f'pconv_n{n_div}'] = dict(spatial_mixer='pconv', n_div=n_div)
+    return out
+
+
+def build(arch: str, kwargs: dict) -> FasterNet:
+    torch.manual_seed(0)
+    model = FasterNet(arch=arch, **kwargs)
+    model.init_weights()
+    return model.eval()
+
+
+def count(model: FasterNet, shape) -> dict:
+    from mmengine.analysis import FlopAnalyzer
+    analyzer = FlopAnalyzer(model, torch.rand(*shape))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return dict(
+        params=sum(p.numel() for p in model.parameters()),
+        macs_224=int(analyzer.total()))
+
+
+def time_group(models: Dict[str, FasterNet], shape, threads: int,
+               repeat: int, warmup: int) -> Dict[str, dict]:
+    torch.set_num_threads(threads)
+    x = torch.rand(*shape)
+    runners = {name: (lambda m=m: m(x)) for name, m in models.items()}
+    times = time_interleaved(runners, repeat=repeat, warmup=warmup)
+    return {
+        name: dict(
+            median_ms=1e3 * statistics.median(v),
+            min_ms=1e3 * min(v),
+            max_ms=1e3 * max(v))
+        for name, v in times.items()
+    }
+
+
+def write_markdown(path: str, result: dict) -> None:
+    cols = result['columns']
+    lines = [
+        '# FasterNet with each spatial mixer (deploy mode, fp32)', '',
+        result['banner'], '',
+        'FLOPs are multiply-adds at 224x224 (counted); latency is the median '
+        '[min-max] in ms; `vs pconv` is the ratio of medians to the PConv '
+        'model of the same arch in the same run.', '',
+        '| arch | mixer | params (M) | GFLOPs 224 | ' +
+        ' | '.join(f'{c} ms | vs pconv' for c in cols) + ' |',
+        '|' + '---|' * (4 + 2 * len(cols))
+    ]
+    for arch, rows in result['archs'].items():
+        for name, row in rows.items():
+            line = (f'| {arch.upper()} | {name} | {row["params"] / 1e6:.2f} '
+                    f'| {row["macs_224"] / 1e9:.2f} |')
+            for c in cols:
+                t = row['latency'][c]
+                ref = rows['pconv']['latency'][c]['median_ms']
+                line += (f' {t["median_ms"]:.1f} [{t["min_ms"]:.1f}-'
+                         f'{t["max_ms"]:.1f}] | '
+                         f'{t["median_ms"] / ref:.2f} |')
+            lines.append(line)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def write_chart(path: str, result: dict) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    cols = result['columns']
+    archs = list(result['archs'])
+    names = list(next(iter(result['archs'].values())))
+    fig, axes = plt.subplots(
+        1, len(cols), figsize=(3.6 * len(cols), 3.3), squeeze=False)
+    width = 0.8 / len(names)
+    for ax, col in zip(axes[0], cols):
+        for i, name in enumerate(names):
+            values = [
+                result['archs'][a][name]['latency'][col]['median_ms'] /
+                result['archs'][a]['pconv']['latency'][col]['median_ms']
+                for a in archs
+            ]
+            ax.bar([j + (i - len(names) / 2 + 0.5) * width
+                    for j in range(len(archs))],
+                   values,
+                   width,
+                   label=name)
+        ax.set_xticks(range(len(archs)))
+        ax.set_xticklabels([a.upper() for a in archs], fontsize=7)
+        ax.axhline(1, color='black', linewidth=0.5)
+        ax.set_title(col, fontsize=8)
+        ax.tick_params(axis='y', labelsize=7)
+    axes[0][0].set_ylabel('latency / PConv model\'s (medians)', fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=4, fontsize=6)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--archs', nargs='+', default=['t0', 't1', 't2', 's'])
+    parser.add_argument('--out-dir', default='work_dirs/operators')
+    parser.add_argument(
+        '--repeat', type=int, default=10, help='rounds at 224x224')
+    parser.add_argument(
+        '--repeat-large', type=int, default=3, help='rounds at 800x1344')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument(
+        '--large-shape', type=int, nargs=2, default=[800, 1344])
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='T0 only, 2 rounds, 256x320 instead of 800x1344')
+    args = parser.parse_args()
+    if args.quick:
+        args.archs, args.repeat, args.repeat_large = ['t0'], 2, 1
+        args.large_shape = [256, 320]
+    # Quiet: init_weights() reports every parameter at INFO level.
+    MMLogger.get_instance('mixer_study', log_level='WARNING')
+    all_threads = torch.get_num_threads()
+    h, w = args.large_shape
+    columns: List[str] = [
+        '224 1t', f'224 {all_threads}t', f'{h}x{w} {all_threads}t'
+    ]
+    banner = cpu_banner()
+    print(banner, flush=True)
+    result = dict(
+        banner=banner,
+        torch=torch.__version__,
+        quick=args.quick,
+        columns=columns,
+        archs={})
+    with torch.no_grad():
+        for arch in args.archs:
+            specs = variants(arch)
+            rows, models = {}, {}
+            for name, kwargs in specs.items():
+                model = build(arch, kwargs)
+                rows[name] = dict(kwargs=kwargs, **count(model, (1, 3, 224,
+                                                                 224)))
+                model.switch_to_deploy()
+                models[name] = model
+            print(f'{arch.upper()}: timing {len(models)} variants',
+                  flush=True)
+            timed = [
+                time_group(models, (1, 3, 224, 224), 1, args.repeat,
+                           args.warmup),
+                time_group(models, (1, 3, 224, 224), all_threads,
+                           args.repeat, args.warmup),
+                time_group(models, (1, 3, h, w), all_threads,
+                           args.repeat_large, args.warmup),
+            ]
+            for name in rows:
+                rows[name]['latency'] = {
+                    col: t[name]
+                    for col, t in zip(columns, timed)
+                }
+            result['archs'][arch] = rows
+    torch.set_num_threads(all_threads)
+    os.makedirs(args.out_dir, exist_ok=True)
+    stem = osp.join(args.out_dir, 'mixer_study')
+    with open(stem + '.json', 'w') as f:
+        json.dump(result, f, indent=2)
+    write_markdown(stem + '.md', result)
+    write_chart(stem + '.png', result)
+    with open(stem + '.md') as f:
+        print(f.read())
+    print(f'wrote {stem}.json, .md, .png')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,22 @@
+# RTMDet with a GhostNetV2-1.3 backbone: the FasterNet-T1 RTMDet config
+# (RTMDet-s's neck, head and 300-epoch recipe, RGB ImageNet preprocessor)
+# with only the backbone (and the neck's input widths) swapped.
+# Matched against FasterNet-T1 by nearest ImageNet top-1 (the papers' numbers):
+# GhostNetV2-1.3 has 76.9% at 0.269 GFLOPs, FasterNet-T1 76.2% at 0.85 G; T1 is
+# 0.7 points away, T2 (78.9%) 2.0. Not by FLOPs: every GhostNetV2 width is
+# below FasterNet-T0's 0.34 G.
+# timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
+# hub repository timm/ghostnetv2_130.in1k, placed as below (not a download).
+_base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='GhostNetV2',
+        arch='1.3',
+        # Strides 8, 16 and 32, as CSPNeXt's outputs.
+        out_indices=(1, 2, 3),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/ghostnetv2_130.in1k/model.safetensors')),
+    neck=dict(in_channels=[52, 144, 208]))

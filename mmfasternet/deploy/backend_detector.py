@@ -1,0 +1,113 @@
+"""A detector whose network is an exported end-to-end ONNX file.
+
+:class:`BackendDetector` takes the config's data preprocessor and the file
+from ``tools/deploy/export_onnx.py --mode end2end``, runs it with ONNX
+Runtime or OpenVINO and returns mmdet ``DetDataSample`` predictions, so
+that the config's evaluator (``tools/test.py --backend``) and mmdet's
+``DetInferencer`` (``demo/image_demo.py --backend``) use it like the
+PyTorch model.
+"""
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+
+from .backends import build_backend
+
+END2END_OUTPUTS = ['batch_index', 'boxes', 'scores', 'labels']
+
+
+@MODELS.register_module()
+class BackendDetector(BaseModel):
+    """Run an end-to-end detector file (ONNX) as an mmdet detector.
+
+    Args:
+        model_file (str): The ``.onnx`` file (outputs ``batch_index``,
+            ``boxes``, ``scores``, ``labels``).
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+            Default: 'onnxruntime'.
+        data_preprocessor (dict, optional): The config's
+            ``model.data_preprocessor``.
+    """
+
+    def __init__(self,
+                 model_file: str,
+                 backend: str = 'onnxruntime',
+                 data_preprocessor: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.backend = backend
+        self.runner = build_backend(backend, model_file)
+        if list(self.runner.output_names) != END2END_OUTPUTS:
+            raise ValueError(
+                f'{model_file} has outputs {self.runner.output_names}, not '
+                f'those of an end-to-end detector ({END2END_OUTPUTS}); '
+                'export it with tools/deploy/export_onnx.py --mode end2end')
+        import onnx
+        graph = onnx.load(model_file, load_external_data=False).graph
+        dims = graph.input[0].type.tensor_type.shape.dim
+        self.graph_batch = dims[0].dim_value or None  # None: dynamic
+        self.graph_hw = (dims[2].dim_value, dims[3].dim_value)
+        # A parameter-free model still needs a device for BaseModel.
+        self.register_buffer('_device_probe', torch.zeros(1), False)
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'predict') -> Union[list, dict]:
+        if mode != 'predict':
+            raise RuntimeError(f'{type(self).__name__} only predicts '
+                               f'(mode={mode!r})')
+        inputs = self._pad_to_graph(inputs)
+        step = self.graph_batch or inputs.shape[0]
+        for start in range(0, inputs.shape[0], step):
+            self._predict_chunk(inputs[start:start + step],
+                                data_samples[start:start + step])
+        return data_samples
+
+    def _pad_to_graph(self, inputs: torch.Tensor) -> torch.Tensor:
+        h, w = self.graph_hw
+        if inputs.shape[2] > h or inputs.shape[3] > w:
+            raise ValueError(f'batch of {tuple(inputs.shape[2:])} images is '
+                             f'larger than the exported graph ({h}, {w}); '
+                             'export at the test pipeline\'s size')
+        # The data preprocessor pads normalised images with 0, as here.
+        return F.pad(inputs, (0, w - inputs.shape[3], 0, h - inputs.shape[2]))
+
+    def _predict_chunk(self, inputs: torch.Tensor, samples: List) -> None:
+        from mmengine.structures import InstanceData
+        img_shape = np.array([s.img_shape for s in samples], np.float32)
+        rescale = np.array([[1 / f for f in s.scale_factor] for s in samples],
+                           np.float64).astype(np.float32)
+        batch_index, boxes, scores, labels = self.runner(
+            [inputs.float().cpu().numpy(), img_shape, rescale])
+        for b, sample in enumerate(samples):
+            keep = batch_index == b
+            pred = InstanceData()
+            pred.bboxes = torch.from_numpy(boxes[keep])
+            pred.scores = torch.from_numpy(scores[keep])
+            pred.labels = torch.from_numpy(labels[keep])
+            sample.pred_instances = pred
+
+
+def backend_model_config(cfg, model_file: str, backend: str) -> None:
+    """Make a test config evaluate ``model_file`` through ``backend``.
+
+    Replaces ``cfg.model`` by a :class:`BackendDetector` with the config's
+    data preprocessor, loads no checkpoint, and drops ``custom_hooks``
+    (EMA and pipeline switches act on PyTorch weights and training).
+
+    Args:
+        cfg (Config): A detection config, modified in place.
+        model_file (str): The end-to-end ``.onnx`` file.
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+    """
+    cfg.model = dict(
+        type='BackendDetector',
+        model_file=model_file,
+        backend=backend,
+        data_preprocessor=cfg.model.get('data_preprocessor'))
+    cfg.load_from = None
+    cfg.custom_hooks = []

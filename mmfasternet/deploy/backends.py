@@ -1,0 +1,87 @@
+"""Run an ONNX file with ONNX Runtime or OpenVINO, one call per batch."""
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+BACKENDS = ('onnxruntime', 'openvino')
+
+
+class ORTRunner:
+    """ONNX Runtime on the CPU (``onnxruntime``; ``onnxruntime-gpu`` users
+    pass their providers, e.g. ``['CUDAExecutionProvider']``).
+
+    Args:
+        onnx_file (str): The model.
+        providers (Sequence[str], optional): Execution providers.
+            Default: CPU.
+        num_threads (int, optional): Intra-op threads. Default: the
+            runtime's choice.
+    """
+
+    def __init__(self,
+                 onnx_file: str,
+                 providers: Optional[Sequence[str]] = None,
+                 num_threads: Optional[int] = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError('the onnxruntime backend needs '
+                              '`pip install -r requirements/deploy.txt`'
+                              ) from exc
+        options = ort.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        self.session = ort.InferenceSession(
+            onnx_file,
+            sess_options=options,
+            providers=list(providers or ['CPUExecutionProvider']))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        feed = dict(zip(self.input_names, inputs))
+        return self.session.run(self.output_names, feed)
+
+
+class OpenVINORunner:
+    """OpenVINO, compiled for the CPU (fp32 unless a hint says otherwise).
+
+    Args:
+        onnx_file (str): The model (read directly, no conversion step).
+        device (str): OpenVINO device name. Default: 'CPU'.
+        num_threads (int, optional): Inference threads. Default: the
+            runtime's choice.
+    """
+
+    def __init__(self,
+                 onnx_file: str,
+                 device: str = 'CPU',
+                 num_threads: Optional[int] = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ImportError('the openvino backend needs '
+                              '`pip install -r requirements/deploy.txt`'
+                              ) from exc
+        core = ov.Core()
+        config = {'INFERENCE_PRECISION_HINT': 'f32'}
+        if num_threads:
+            config['INFERENCE_NUM_THREADS'] = num_threads
+        self.model = core.compile_model(
+            core.read_model(onnx_file), device, config)
+        self.request = self.model.create_infer_request()
+        self.input_names = [i.get_any_name() for i in self.model.inputs]
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        result = self.request.infer(list(inputs))
+        return [np.array(result[out]) for out in self.model.outputs]
+
+
+def build_backend(backend: str, onnx_file: str, **kwargs):
+    """An :class:`ORTRunner` or :class:`OpenVINORunner` for ``onnx_file``."""
+    if backend == 'onnxruntime':
+        return ORTRunner(onnx_file, **kwargs)
+    if backend == 'openvino':
+        return OpenVINORunner(onnx_file, **kwargs)
+    raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')

@@ -1,0 +1,258 @@
+"""Export FasterNet models to ONNX and check the file against PyTorch."""
+import re
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from .wrappers import RTMDET_HEADS, FeatureWrapper, RTMDetEnd2End
+
+FEATURE_MODE = 'features'
+END2END_MODE = 'end2end'
+
+
+class ExportError(RuntimeError):
+    """A model could not be exported; the message names the module."""
+
+
+def end2end_supported(model: nn.Module) -> bool:
+    """Whether :func:`build_export_module` can export ``model`` whole."""
+    head = getattr(model, 'bbox_head', None)
+    return head is not None and type(head).__name__ in RTMDET_HEADS
+
+
+def build_export_module(model: nn.Module, mode: str,
+                        input_shape: Sequence[int]) -> nn.Module:
+    """The module to trace for ``mode`` (``'features'`` or ``'end2end'``).
+
+    Args:
+        model (nn.Module): A detector, segmentor or backbone in eval mode.
+        mode (str): ``'features'``: backbone + neck outputs;
+            ``'end2end'``: final detections (RTMDet only).
+        input_shape (Sequence[int]): (H, W) of the exported input.
+
+    Returns:
+        nn.Module: The wrapper to export.
+    """
+    if mode == FEATURE_MODE:
+        return FeatureWrapper(model)
+    if mode != END2END_MODE:
+        raise ValueError(f'mode must be {FEATURE_MODE!r} or '
+                         f'{END2END_MODE!r}, got {mode!r}')
+    if not end2end_supported(model):
+        head = getattr(model, 'bbox_head', None)
+        if head is None:
+            head = getattr(model, 'roi_head', model)
+        raise ExportError(
+            f'end-to-end export supports RTMDet heads {RTMDET_HEADS}; '
+            f'{type(model).__name__} has {type(head).__name__}: export '
+            f'its backbone and neck with --mode {FEATURE_MODE}')
+    return RTMDetEnd2End(model, input_shape)
+
+
+def example_inputs(mode: str, batch: int, input_shape: Sequence[int],
+                   seed: int = 0) -> Tuple[torch.Tensor, ...]:
+    """Inputs to trace and check with: a random image batch (and for
+    ``end2end`` the whole padded area as ``img_shape``, no rescaling)."""
+    gen = torch.Generator().manual_seed(seed)
+    img = torch.randn(batch, 3, *input_shape, generator=gen)
+    if mode == FEATURE_MODE:
+        return (img, )
+    img_shape = torch.tensor([list(input_shape)] * batch, dtype=torch.float32)
+    return img, img_shape, torch.ones(batch, 2)
+
+
+def io_names(mode: str, num_outputs: int) -> Tuple[List[str], List[str]]:
+    """Input and output names of the exported graph."""
+    if mode == FEATURE_MODE:
+        return ['input'], [f'feat{i}' for i in range(num_outputs)]
+    return (['input', 'img_shape', 'rescale'],
+            ['batch_index', 'boxes', 'scores', 'labels'])
+
+
+@contextmanager
+def module_tracker(model: nn.Module) -> Iterator[List[str]]:
+    """Keep the names of the modules being run (outermost first)."""
+    stack: List[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        label = f'{name or "<model>"} ({type(module).__name__})'
+
+        def push(_mod, _args, label=label):
+            stack.append(label)
+
+        def pop(_mod, _args, _out):
+            if stack:
+                stack.pop()
+
+        handles.append(module.register_forward_pre_hook(push))
+        handles.append(module.register_forward_hook(pop))
+    try:
+        yield stack
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def module_using_op(wrapper: nn.Module, inputs: Sequence[torch.Tensor],
+                    op: str) -> Optional[str]:
+    """The module whose traced code contains ``op`` (e.g. ``aten::erfinv``)
+    or None; used to name the culprit of an operator ONNX lacks."""
+    found: List[str] = []
+    hooks = []
+
+    def check(module, args, out, name=''):
+        if found or list(module.children()):
+            return
+        try:
+            graph = torch.jit.trace(module, args, check_trace=False).graph
+        except Exception:
+            return
+        if any(n.kind() == op for n in graph.nodes()):
+            found.append(f'{name} ({type(module).__name__})')
+
+    for name, module in wrapper.named_modules():
+        hooks.append(
+            module.register_forward_hook(
+                lambda m, a, o, name=name: check(m, a, o, name)))
+    try:
+        with torch.no_grad():
+            wrapper(*inputs)
+    except Exception:
+        pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found[0] if found else None
+
+
+def export_onnx(model: nn.Module,
+                out_file: str,
+                mode: str = FEATURE_MODE,
+                input_shape: Sequence[int] = (800, 1344),
+                batch: int = 1,
+                dynamic_batch: bool = False,
+                dynamic_shape: bool = False,
+                opset: int = 17) -> nn.Module:
+    """Export ``model`` to ``out_file`` with the TorchScript exporter.
+
+    Args:
+        model (nn.Module): The model, in eval mode, weights loaded.
+        out_file (str): The ``.onnx`` file to write.
+        mode (str): ``'features'`` or ``'end2end'`` (RTMDet).
+            Default: 'features'.
+        input_shape (Sequence[int]): (H, W). Default: (800, 1344).
+        batch (int): Batch size of the traced input. Default: 1.
+        dynamic_batch (bool): Leave the batch dimension free.
+            Default: False.
+        dynamic_shape (bool): Leave H and W free too (features only: the
+            end-to-end graph's priors are those of ``input_shape``).
+            Default: False.
+        opset (int): ONNX opset (NonMaxSuppression needs >= 11).
+            Default: 17.
+
+    Returns:
+        nn.Module: The exported wrapper (to compare outputs with).
+
+    Raises:
+        ExportError: The model cannot be exported; the message names the
+            module that failed and why.
+    """
+    if dynamic_shape and mode == END2END_MODE:
+        raise ValueError('end2end graphs have the export size built in; '
+                         'export one per input size instead')
+    wrapper = build_export_module(model, mode, input_shape).eval()
+    inputs = example_inputs(mode, batch, input_shape)
+    with torch.no_grad():
+        num_outputs = len(wrapper(*inputs))
+    input_names, output_names = io_names(mode, num_outputs)
+    dynamic_axes: Dict[str, Dict[int, str]] = {}
+    if dynamic_batch or dynamic_shape:
+        axes = {0: 'batch'} if dynamic_batch else {}
+        if dynamic_shape:
+            axes.update({2: 'height', 3: 'width'})
+        dynamic_axes['input'] = axes
+        if mode == FEATURE_MODE:
+            for name in output_names:
+                dynamic_axes[name] = dict(axes)
+        else:
+            dynamic_axes['img_shape'] = {0: 'batch'}
+            dynamic_axes['rescale'] = {0: 'batch'}
+    with module_tracker(wrapper) as stack, torch.no_grad():
+        try:
+            torch.onnx.export(
+                wrapper,
+                inputs,
+                out_file,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes or None,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False)
+        except Exception as exc:  # turned into a message naming the module
+            raise _export_error(wrapper, inputs, list(stack), exc,
+                                opset) from exc
+    print_log(f'exported {type(model).__name__} ({mode}) to {out_file}',
+              logger='current')
+    return wrapper
+
+
+def _export_error(wrapper: nn.Module, inputs, stack: List[str],
+                  exc: Exception, opset: int) -> ExportError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
+    if stack:
+        return ExportError(f'ONNX export failed in module {stack[-1]} '
+                           f'(inside {" > ".join(stack[:-1]) or "-"}): '
+                           f'{type(exc).__name__}: {first_line}')
+    match = re.search(r"'?(aten::\w+|prim::\w+)'?", str(exc))
+    culprit = None
+    if match:
+        culprit = module_using_op(wrapper, inputs, match.group(1))
+    where = (f'in module {culprit}'
+             if culprit else 'while converting the traced graph')
+    return ExportError(f'ONNX export (opset {opset}) failed {where}: '
+                       f'{type(exc).__name__}: {first_line}')
+
+
+def compare_outputs(expected: Sequence[np.ndarray],
+                    actual: Sequence[np.ndarray]) -> float:
+    """Largest error relative to each output's largest magnitude."""
+    worst = 0.0
+    for e, a in zip(expected, actual):
+        if e.shape != a.shape:
+            return float('inf')
+        if e.size == 0:
+            continue
+        if not np.issubdtype(e.dtype, np.floating):
+            if not np.array_equal(e, a):
+                return float('inf')
+            continue
+        scale = max(float(np.abs(e).max()), 1e-12)
+        worst = max(worst, float(np.abs(e - a).max()) / scale)
+    return worst
+
+
+def check_with_backend(wrapper: nn.Module,
+                       onnx_file: str,
+                       mode: str,
+                       input_shape: Sequence[int],
+                       batch: int = 1,
+                       backend: str = 'onnxruntime',
+                       seed: int = 1) -> float:
+    """Run the file and the PyTorch wrapper on the same input.
+
+    Returns:
+        float: The largest relative error (``inf`` when the detections
+        differ in number, labels or batch index).
+    """
+    from .backends import build_backend
+    inputs = example_inputs(mode, batch, input_shape, seed=seed)
+    with torch.no_grad():
+        expected = [t.numpy() for t in wrapper(*inputs)]
+    runner = build_backend(backend, onnx_file)
+    actual = runner([t.numpy() for t in inputs])
+    return compare_outputs(expected, actual)

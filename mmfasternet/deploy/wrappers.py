@@ -1,0 +1,180 @@
+"""Modules that turn an OpenMMLab model into a graph worth exporting.
+
+* :class:`FeatureWrapper`: backbone (+ neck) features of any detector or
+  segmentor, or of a bare backbone.
+* :class:`RTMDetEnd2End`: RTMDet from image to final detections, box
+  decoding and NMS inside the graph (ONNX ``NonMaxSuppression``), with the
+  same arithmetic as mmdet's ``predict`` so that both give the same boxes.
+"""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+RTMDET_HEADS = ('RTMDetHead', 'RTMDetSepBNHead')
+
+
+class FeatureWrapper(nn.Module):
+    """Backbone plus neck (when the model has one) as a plain module.
+
+    Args:
+        model (nn.Module): A detector or segmentor (anything with
+            ``extract_feat``) or a bare backbone.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        if hasattr(self.model, 'extract_feat'):
+            feats = self.model.extract_feat(x)
+        else:
+            feats = self.model(x)
+        if isinstance(feats, Tensor):
+            feats = (feats, )
+        return tuple(feats)
+
+
+class _NonMaxSuppression(torch.autograd.Function):
+    """Single-class NMS per image that exports to ONNX NonMaxSuppression.
+
+    ``boxes`` (B, N, 4) as x1, y1, x2, y2; ``scores`` (B, 1, N). Returns
+    the selected (batch, class, box) triples, (M, 3) int64, each image's
+    boxes in descending score order, as the ONNX operator does. A box is
+    kept only when its score is strictly above ``score_thr``.
+    """
+
+    @staticmethod
+    def forward(ctx, boxes: Tensor, scores: Tensor, max_per_img: int,
+                iou_thr: float, score_thr: float) -> Tensor:
+        from torchvision.ops import nms
+        selected = []
+        for b in range(boxes.shape[0]):
+            idxs = torch.nonzero(scores[b, 0] > score_thr).flatten()
+            keep = nms(boxes[b, idxs], scores[b, 0, idxs], iou_thr)
+            keep = idxs[keep[:max_per_img]]
+            rows = torch.zeros((keep.numel(), 3), dtype=torch.int64)
+            rows[:, 0] = b
+            rows[:, 2] = keep
+            selected.append(rows)
+        return torch.cat(selected)
+
+    @staticmethod
+    def symbolic(g, boxes, scores, max_per_img: int, iou_thr: float,
+                 score_thr: float):
+        max_out = g.op(
+            'Constant', value_t=torch.tensor([max_per_img],
+                                             dtype=torch.int64))
+        iou = g.op('Constant', value_t=torch.tensor([iou_thr]))
+        score = g.op('Constant', value_t=torch.tensor([score_thr]))
+        return g.op(
+            'NonMaxSuppression',
+            boxes,
+            scores,
+            max_out,
+            iou,
+            score,
+            center_point_box_i=0)
+
+
+class RTMDetEnd2End(nn.Module):
+    """RTMDet (``RTMDetHead`` / ``RTMDetSepBNHead``) with decoding and NMS.
+
+    The graph takes the preprocessed batch and, per image, the shape of the
+    resized image inside the padded batch and the factors back to the
+    original image, and returns the final detections of all images::
+
+        inputs:  input (B, 3, H, W), img_shape (B, 2) as (h, w),
+                 rescale (B, 2) as (1 / w_scale, 1 / h_scale)
+        outputs: batch_index (M,), boxes (M, 4), scores (M,), labels (M,)
+
+    It reproduces mmdet's ``_predict_by_feat_single`` and
+    ``_bbox_post_process``: sigmoid scores, the ``nms_pre`` best (prior,
+    class) pairs per level, distances decoded at the priors and clipped to
+    ``img_shape``, boxes rescaled, degenerate boxes dropped
+    (``min_bbox_size``), class-aware NMS with mmcv's coordinate offset
+    trick, ``max_per_img`` kept. Priors are constants of the export size.
+
+    Args:
+        model (nn.Module): An mmdet RTMDet detector.
+        input_shape (Sequence[int]): (H, W) of the exported input.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int]) -> None:
+        super().__init__()
+        head = model.bbox_head
+        self.model = model
+        cfg = head.test_cfg
+        self.nms_pre = cfg.get('nms_pre', -1)
+        self.score_thr = float(cfg.get('score_thr', 0.0))
+        self.min_bbox_size = cfg.get('min_bbox_size', -1)
+        self.iou_thr = float(cfg['nms']['iou_threshold'])
+        self.max_per_img = int(cfg['max_per_img'])
+        self.num_classes = head.cls_out_channels
+        sizes = [(input_shape[0] // s[1], input_shape[1] // s[0])
+                 for s in head.prior_generator.strides]
+        self.featmap_sizes = sizes
+        priors = head.prior_generator.grid_priors(
+            sizes, device='cpu', with_stride=True)
+        for i, p in enumerate(priors):
+            self.register_buffer(f'priors{i}', p[:, :2].clone(), False)
+
+    def forward(self, x: Tensor, img_shape: Tensor,
+                rescale: Tensor) -> Tuple[Tensor, ...]:
+        cls_scores, bbox_preds = self.model.bbox_head(
+            self.model.extract_feat(x))[:2]
+        batch = x.shape[0]
+        num_classes = self.num_classes
+        all_scores, all_boxes, all_labels = [], [], []
+        for i, (cls_score, bbox_pred) in enumerate(zip(cls_scores,
+                                                       bbox_preds)):
+            priors = getattr(self, f'priors{i}')
+            scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1)
+            scores = scores.sigmoid()
+            dist = bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, 4)
+            h, w = self.featmap_sizes[i]
+            k = h * w * num_classes
+            if 0 < self.nms_pre < k:
+                k = self.nms_pre
+            scores, idxs = scores.topk(k, dim=1)
+            prior_idxs = torch.div(idxs, num_classes, rounding_mode='floor')
+            labels = idxs - prior_idxs * num_classes
+            dist = torch.gather(dist, 1,
+                                prior_idxs.unsqueeze(-1).expand(-1, -1, 4))
+            points = priors[prior_idxs]
+            all_boxes.append(
+                torch.cat([points - dist[..., :2], points + dist[..., 2:]],
+                          dim=-1))
+            all_scores.append(scores)
+            all_labels.append(labels)
+        boxes = torch.cat(all_boxes, dim=1)
+        scores = torch.cat(all_scores, dim=1)
+        labels = torch.cat(all_labels, dim=1)
+        # Clip to each image's resized area, then back to its original size.
+        zero = torch.zeros_like(img_shape[:, :1])
+        low = torch.cat([zero, zero, zero, zero], dim=1).unsqueeze(1)
+        high = img_shape[:, [1, 0, 1, 0]].to(boxes.dtype).unsqueeze(1)
+        boxes = torch.min(torch.max(boxes, low), high)
+        boxes = boxes * rescale[:, [0, 1, 0, 1]].unsqueeze(1)
+        valid = scores > self.score_thr
+        if self.min_bbox_size >= 0:
+            w = boxes[..., 2] - boxes[..., 0]
+            h = boxes[..., 3] - boxes[..., 1]
+            valid = valid & (w > self.min_bbox_size) & (
+                h > self.min_bbox_size)
+        scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
+        # mmcv's batched_nms: shift each class by (max coordinate + 1).
+        masked = torch.where(
+            valid.unsqueeze(-1), boxes, torch.zeros_like(boxes))
+        max_coord = masked.reshape(batch, -1).max(dim=1, keepdim=True)[0]
+        offsets = labels.to(boxes.dtype) * (max_coord + 1)
+        selected = _NonMaxSuppression.apply(boxes + offsets.unsqueeze(-1),
+                                            scores.unsqueeze(1),
+                                            self.max_per_img, self.iou_thr,
+                                            self.score_thr)
+        batch_index, box_index = selected[:, 0], selected[:, 2]
+        return (batch_index, boxes[batch_index, box_index],
+                scores[batch_index, box_index], labels[batch_index,
+                                                       box_index])

@@ -1,0 +1,184 @@
+"""Export a FasterNet detector / segmentor (or its backbone) to ONNX.
+
+Two graphs:
+
+* ``--mode end2end`` (RTMDet, RTMDet-Ins boxes): image to final detections,
+  box decoding and NMS inside (ONNX ``NonMaxSuppression``); inputs
+  ``input``, ``img_shape``, ``rescale``, outputs ``batch_index``,
+  ``boxes``, ``scores``, ``labels``. ``tools/test.py CONFIG FILE --backend
+  onnxruntime|openvino`` evaluates it, ``demo/image_demo.py --backend``
+  draws it.
+* ``--mode features``: backbone + neck outputs, for any config.
+
+The file is then run with ONNX Runtime (and ``--check-backend openvino``)
+on a new random input and compared with PyTorch; the tool fails if the
+relative error exceeds ``--tolerance``.
+
+Examples::
+
+    python tools/deploy/export_onnx.py configs/rtmdet_fasternet_t0_8xb32-300e_coco.py \\
+        work_dirs/rtmdet_t0/epoch_300.pth --out rtmdet_t0.onnx
+    python tools/deploy/export_onnx.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \\
+        CKPT --out s_features.onnx --shape 800 1344 --deploy
+"""  # noqa: E501
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import load_checkpoint
+
+from mmfasternet import trusted_checkpoint
+from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
+                                check_with_backend, end2end_supported,
+                                export_onnx)
+from mmfasternet.inference import switch_fasternet_to_deploy
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Export a model to ONNX')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint file (without it: random weights, for testing)')
+    parser.add_argument('--out', required=True, help='the .onnx file')
+    parser.add_argument(
+        '--mode',
+        choices=['auto', END2END_MODE, FEATURE_MODE],
+        default='auto',
+        help='end2end: final detections (RTMDet); features: backbone + '
+        'neck; auto: end2end where supported (default)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size (default: the test pipeline\'s padded size, else '
+        '800 1344)')
+    parser.add_argument('--batch', type=int, default=1, help='batch size')
+    parser.add_argument(
+        '--dynamic-batch', action='store_true', help='free batch dimension')
+    parser.add_argument(
+        '--dynamic-shape',
+        action='store_true',
+        help='free height and width (features mode)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset')
+    parser.add_argument(
+        '--deploy',
+        action='store_true',
+        help='switch FasterNet to deploy mode (BN folded) before export')
+    parser.add_argument(
+        '--pconv-forward',
+        choices=['split_cat', 'slicing'],
+        help='override the backbone\'s PConv implementation')
+    parser.add_argument(
+        '--check-backend',
+        nargs='*',
+        default=['onnxruntime'],
+        choices=['onnxruntime', 'openvino'],
+        help='engines to compare with PyTorch (default: onnxruntime; none '
+        'to skip)')
+    parser.add_argument(
+        '--tolerance',
+        type=float,
+        default=1e-4,
+        help='largest accepted error, relative to each output\'s largest '
+        'magnitude')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='the checkpoint\'s whole pickle content is trusted (legacy '
+        'files the safe loader refuses)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, key=value pairs')
+    return parser.parse_args(argv)
+
+
+def default_shape(cfg: Config) -> tuple:
+    """The padded size of the config's test pipeline, else 800x1344."""
+    pipeline = cfg.get('test_dataloader', {}).get('dataset',
+                                                  {}).get('pipeline', [])
+    for transform in pipeline:
+        if transform.get('type') == 'Pad' and transform.get('size'):
+            w, h = transform['size']
+            return h, w
+    return 800, 1344
+
+
+def build_model(cfg: Config, checkpoint=None, trust: bool = False):
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg.model.pop('pretrained', None)
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
+    model = MODELS.build(cfg.model)
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(model)
+    if checkpoint:
+        if trust:
+            with trusted_checkpoint(checkpoint):
+                load_checkpoint(model, checkpoint, map_location='cpu')
+        else:
+            load_checkpoint(model, checkpoint, map_location='cpu')
+    else:
+        print_log('no checkpoint: exporting random weights', logger='current')
+    return model.eval()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.pconv_forward:
+        cfg.model.backbone.pconv_forward = args.pconv_forward
+    model = build_model(cfg, args.checkpoint, args.trust_checkpoint)
+    if args.deploy:
+        switched = switch_fasternet_to_deploy(model)
+        print(f'deploy mode: {switched} FasterNet backbone(s) switched')
+    mode = args.mode
+    if mode == 'auto':
+        mode = END2END_MODE if end2end_supported(model) else FEATURE_MODE
+    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    start = time.time()
+    try:
+        wrapper = export_onnx(
+            model,
+            args.out,
+            mode=mode,
+            input_shape=shape,
+            batch=args.batch,
+            dynamic_batch=args.dynamic_batch,
+            dynamic_shape=args.dynamic_shape,
+            opset=args.opset)
+    except ExportError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    size_mb = osp.getsize(args.out) / 2**20
+    print(f'exported {mode} graph, input {args.batch}x3x{shape[0]}x'
+          f'{shape[1]}, opset {args.opset}: {args.out} ({size_mb:.2f} MiB, '
+          f'{time.time() - start:.1f} s)')
+    failed = False
+    for backend in args.check_backend:
+        err = check_with_backend(wrapper, args.out, mode, shape, args.batch,
+                                 backend)
+        ok = err <= args.tolerance
+        failed |= not ok
+        print(f'{backend} vs PyTorch: max relative error {err:.2e} '
+              f'({"within" if ok else "EXCEEDS"} tolerance '
+              f'{args.tolerance:g})')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    torch.set_grad_enabled(False)
+    sys.exit(main())
