@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test benchmark operators compare clean-venv
+.PHONY: setup demo test benchmark operators compare deploy-benchmark \
+	clean-venv
 
 setup:
 	@VENV=$(abspath $(VENV)) bash scripts/setup_env.sh
@@ -27,6 +28,10 @@ operators: setup
 # CSPNeXt-tiny): backbones and whole detectors, one process.
 compare: setup
 	$(PY) benchmarks/backbone_comparison.py
+
+# PyTorch eager and deploy mode against ONNX Runtime and OpenVINO, one run.
+deploy-benchmark: setup
+	$(PY) benchmarks/deploy_speed.py
 
 clean-venv:
 	rm -rf $(VENV)

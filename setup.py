@@ -1,13 +1,14 @@
-"""Packaging for mmfasternet: the FasterNet backbone for MMDetection / MMSegmentation."""
+"""Packaging for mmfasternet: the FasterNet backbone for MMDetection and
+MMSegmentation."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
 def read_version() -> str:
-    """Read ``__version__`` from ``mmfasternet/version.py`` without importing."""
+    """Read ``__version__`` from ``mmfasternet/version.py`` (no import)."""
     scope = {}
-    with open(osp.join(osp.dirname(__file__), 'mmfasternet', 'version.py')) as f:
+    version_file = osp.join(osp.dirname(__file__), 'mmfasternet', 'version.py')
+    with open(version_file) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
@@ -29,11 +30,15 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
-    python_requires='>=3.8',
-    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'torch>=1.8'],
+    # torch >= 2.6: safe checkpoint loading relies on weights_only's
+    # allow-list API (torch.serialization.add_safe_globals); torch 2.6 needs
+    # Python >= 3.9.
+    python_requires='>=3.9',
+    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'torch>=2.6'],
     extras_require={
         'full': read_requirements('runtime'),
-        'tests': read_requirements('tests'),
+        'deploy': read_requirements('deploy'),
+        'tests': read_requirements('tests') + read_requirements('lint'),
     },
     zip_safe=False,
 )

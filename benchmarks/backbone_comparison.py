@@ -37,7 +37,6 @@ import copy
 import json
 import os
 import os.path as osp
-import statistics
 import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -50,6 +49,8 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from mmfasternet.benchmarking import (cpu_banner, cpu_info, gemm_peak_gflops,
+                                      summarize, time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -270,56 +271,11 @@ def rtmdet_runner(model: nn.Module) -> Callable:
 
 
 # --------------------------------------------------------------------------
-# measurement (TEMPORARY local copies until mmfasternet.benchmarking exists)
-
-
-def cpu_banner() -> str:
-    import platform
-    model = None
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'{model or platform.processor()}; ISA '
-            f'{torch.backends.cpu.get_cpu_capability()}; '
-            f'{torch.get_num_threads()} threads')
-
-
-def peak_gflops_candidates(n: int = 2048):
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    x = torch.rand(1, n // 2, 64,
-                   64).contiguous(memory_format=torch.channels_last)
-    w = torch.rand(n // 2, n // 2, 1, 1)
-    return {
-        'gemm': (lambda: torch.mm(a, b), 2 * n**3 / 1e9),
-        'conv1x1': (lambda: torch.nn.functional.conv2d(x, w),
-                    2 * 64 * 64 * (n // 2)**2 / 1e9),
-    }
-
-
-def time_interleaved(candidates, repeat, warmup):
-    times = {name: [] for name in candidates}
-    with torch.no_grad():
-        for r in range(warmup + repeat):
-            for name, run in candidates.items():
-                start = time.perf_counter()
-                run()
-                elapsed = time.perf_counter() - start
-                if r >= warmup:
-                    times[name].append(elapsed)
-    return times
+# measurement
 
 
 def stats(times: List[float]) -> dict:
-    return dict(
-        median_s=statistics.median(times),
-        min_s=min(times),
-        max_s=max(times),
-        rounds=len(times))
+    return dict(summarize(times), rounds=len(times))
 
 
 def time_backbones(models: Dict[str, nn.Module], sizes: List[int], repeat: int,
@@ -339,7 +295,7 @@ def time_backbones(models: Dict[str, nn.Module], sizes: List[int], repeat: int,
             key: _with_threads(threads, model, x)
             for key, (threads, model, x) in candidates.items()
         },
-        repeat=repeat,
+        rounds=repeat,
         warmup=warmup)
     torch.set_num_threads(all_threads)
     return {key: stats(values) for key, values in times.items()}
@@ -373,7 +329,7 @@ def time_detectors(kind: str, shape, repeat: int, warmup: int,
         k: (lambda r=r: r(x))
         for k, r in runs.items()
     },
-                             repeat=repeat,
+                             rounds=repeat,
                              warmup=warmup)
     return {
         k:
@@ -404,8 +360,7 @@ def fmt_time(row: dict) -> str:
 def markdown(result: dict) -> str:
     sizes, threads = result['sizes'], result['thread_settings']
     lines = [
-        f'CPU: {result["cpu"]}', '',
-        'Backbones, batch 1, ms: median (min-max) of '
+        result['cpu'], '', 'Backbones, batch 1, ms: median (min-max) of '
         f'{result["repeat"]} interleaved rounds; GFLOP/s = 2 x MACs / median.'
         ' MACs: convolutions and matmuls.', ''
     ]
@@ -427,12 +382,12 @@ def markdown(result: dict) -> str:
         for t in threads:
             cells.append(f'{row["gflops_per_s"][f"{sizes[-1]}|{t}"]:.0f}')
         lines.append('| ' + ' | '.join(cells) + ' |')
-    peak = result.get('peak_gflops_per_s')
-    if peak:
-        lines += [
-            '', 'Same-run fp32 peak (all threads): ' +
-            ', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peak.items())
-        ]
+    peak = result['peak']
+    lines += [
+        '', f'Same-run fp32 peak (all threads, best round): '
+        f'{peak["peak_gflops"]:.0f} GFLOP/s ({peak["kernel"]}; median '
+        f'{peak["median_gflops"]:.0f})'
+    ]
     for kind, shape in (('mask_rcnn', result['detector_shape']),
                         ('rtmdet', [result['rtmdet_size']] * 2)):
         rows = result['detectors'].get(kind)
@@ -530,19 +485,9 @@ def main() -> None:
         log(f'{label}: {backbones[label]["params_m"]:.2f}M params, '
             f'{backbones[label]["gmacs"][str(args.sizes[0])]:.3f} GMACs at '
             f'{args.sizes[0]}, folded vs eager rel. error {error:.1e}')
-    peaks = peak_gflops_candidates()
-    peak_times = time_interleaved({
-        k: run
-        for k, (run, _) in peaks.items()
-    },
-                                  repeat=max(args.repeat // 3, 1),
-                                  warmup=1)
-    peak = {
-        k: peaks[k][1] / statistics.median(v)
-        for k, v in peak_times.items()
-    }
-    log('timing backbones: ' + ', '.join(f'{k} {v:.0f} GFLOP/s peak'
-                                         for k, v in peak.items()))
+    peak = gemm_peak_gflops(rounds=max(args.repeat // 3, 1))
+    log(f'timing backbones; fp32 peak {peak["peak_gflops"]:.0f} GFLOP/s '
+        f'({peak["kernel"]}, best round)')
     timed = time_backbones(models, args.sizes, args.repeat, args.warmup)
     thread_settings = sorted({1, all_threads})
     for label, row in backbones.items():
@@ -583,6 +528,7 @@ def main() -> None:
         families.setdefault(row['family'], {})[label] = row['gflops_per_s']
     result = dict(
         cpu=cpu_banner(),
+        cpu_info=cpu_info(),
         torch=torch.__version__,
         all_threads=all_threads,
         thread_settings=thread_settings,
@@ -591,7 +537,7 @@ def main() -> None:
         detector_repeat=args.detector_repeat,
         detector_shape=args.detector_shape,
         rtmdet_size=args.rtmdet_size,
-        peak_gflops_per_s=peak,
+        peak=peak,
         backbones=backbones,
         detectors=detectors,
         achieved_gflops_per_s_by_family=families,

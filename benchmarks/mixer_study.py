@@ -74,7 +74,7 @@ def time_group(models: Dict[str, FasterNet], shape, threads: int,
     torch.set_num_threads(threads)
     x = torch.rand(*shape)
     runners = {name: (lambda m=m: m(x)) for name, m in models.items()}
-    times = time_interleaved(runners, repeat=repeat, warmup=warmup)
+    times = time_interleaved(runners, rounds=repeat, warmup=warmup)
     return {
         name: dict(
             median_ms=1e3 * statistics.median(v),

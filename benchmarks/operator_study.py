@@ -137,7 +137,7 @@ def run_setting(setting: dict, cells: List[dict], args) -> Dict[str, dict]:
         for cell in cells
     }
     times = time_interleaved(
-        runners, repeat=setting['repeat'], warmup=args.warmup)
+        runners, rounds=setting['repeat'], warmup=args.warmup)
     results = {}
     for cell in cells:
         key = f'{cell["operator"]}@{cell["feature_map"]}'

@@ -1,11 +1,10 @@
 # Semantic FPN with a FasterNet-M backbone on ADE20K, 40k iterations.
-# Same protocol as S; only the backbone differs.
+# Same protocol as S (SyncBN, no drop path); only the backbone differs.
 _base_ = './fpn_fasternet_s_ade20k_40k.py'
 
 model = dict(
     backbone=dict(
         arch='m',
-        drop_path_rate=0.2,
         init_cfg=dict(
             checkpoint='checkpoints/fasternet_m-epoch.291-val_acc1.82.9620.pth'
         )),

@@ -1,12 +1,10 @@
 # Semantic FPN with a FasterNet-T0 backbone on ADE20K, 40k iterations.
-# Same protocol as S; only the backbone differs.
+# Same protocol as S (SyncBN, no drop path); only the backbone differs.
 _base_ = './fpn_fasternet_s_ade20k_40k.py'
 
 model = dict(
     backbone=dict(
         arch='t0',
-        drop_path_rate=0.0,
-        init_cfg=dict(
-            checkpoint='checkpoints/fasternet_t0-epoch.281-val_acc1.71.9180.pth'
-        )),
+        init_cfg=dict(checkpoint='checkpoints/'
+                      'fasternet_t0-epoch.281-val_acc1.71.9180.pth')),
     neck=dict(in_channels=[40, 80, 160, 320]))

@@ -1,12 +1,10 @@
 # Semantic FPN with a FasterNet-T1 backbone on ADE20K, 40k iterations.
-# Same protocol as S; only the backbone differs.
+# Same protocol as S (SyncBN, no drop path); only the backbone differs.
 _base_ = './fpn_fasternet_s_ade20k_40k.py'
 
 model = dict(
     backbone=dict(
         arch='t1',
-        drop_path_rate=0.02,
-        init_cfg=dict(
-            checkpoint='checkpoints/fasternet_t1-epoch.291-val_acc1.76.2180.pth'
-        )),
+        init_cfg=dict(checkpoint='checkpoints/'
+                      'fasternet_t1-epoch.291-val_acc1.76.2180.pth')),
     neck=dict(in_channels=[64, 128, 256, 512]))

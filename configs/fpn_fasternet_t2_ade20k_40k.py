@@ -1,12 +1,10 @@
 # Semantic FPN with a FasterNet-T2 backbone on ADE20K, 40k iterations.
-# Same protocol as S; only the backbone differs.
+# Same protocol as S (SyncBN, no drop path); only the backbone differs.
 _base_ = './fpn_fasternet_s_ade20k_40k.py'
 
 model = dict(
     backbone=dict(
         arch='t2',
-        drop_path_rate=0.05,
-        init_cfg=dict(
-            checkpoint='checkpoints/fasternet_t2-epoch.289-val_acc1.78.8860.pth'
-        )),
+        init_cfg=dict(checkpoint='checkpoints/'
+                      'fasternet_t2-epoch.289-val_acc1.78.8860.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))

@@ -26,7 +26,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='an mmdet or mmseg config file')
     parser.add_argument(
         '--weights',
-        help='checkpoint file; without it the model is randomly initialised')
+        help='checkpoint file; without it the model is randomly initialised'
+        ' (with --backend: the end-to-end .onnx file)')
+    parser.add_argument(
+        '--backend',
+        choices=['onnxruntime', 'openvino'],
+        help='run the exported ONNX file given as --weights with this engine '
+        '(tools/deploy/export_onnx.py; same pre- and post-processing)')
     parser.add_argument(
         '--out-dir',
         default='work_dirs/image_demo',
@@ -83,10 +89,27 @@ def build_inferencer(cfg: Config, weights=None, device=None):
     return inferencer
 
 
-def run(image, config, weights=None, out_dir='work_dirs/image_demo',
-        device=None, score_thr=0.3, opacity=0.5) -> list:
-    """Visualise ``config`` on ``image``; return the written picture paths."""
+def run(image,
+        config,
+        weights=None,
+        out_dir='work_dirs/image_demo',
+        device=None,
+        score_thr=0.3,
+        opacity=0.5,
+        backend=None) -> list:
+    """Visualise ``config`` on ``image``; return the written picture paths.
+
+    With ``backend`` (``'onnxruntime'`` / ``'openvino'``), ``weights`` is an
+    end-to-end ONNX detector run by that engine.
+    """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    if backend is not None:
+        if not weights or config_scope(cfg) != 'mmdet':
+            raise ValueError('--backend needs an mmdet config and the .onnx '
+                             'file as --weights')
+        from mmfasternet.deploy import backend_model_config
+        backend_model_config(cfg, weights, backend)
+        weights = None
     inferencer = build_inferencer(cfg, weights=weights, device=device)
     if config_scope(cfg) == 'mmdet':
         inferencer(image, out_dir=out_dir, pred_score_thr=score_thr)
@@ -95,8 +118,8 @@ def run(image, config, weights=None, out_dir='work_dirs/image_demo',
     vis_dir = osp.join(out_dir, 'vis')
     if osp.isdir(image):
         from mmengine.utils import scandir
-        names = sorted(scandir(image, suffix=('.jpg', '.jpeg', '.png',
-                                              '.bmp')))
+        names = sorted(
+            scandir(image, suffix=('.jpg', '.jpeg', '.png', '.bmp')))
     else:
         names = [osp.basename(image)]
     return [osp.join(vis_dir, name) for name in names]
@@ -111,7 +134,8 @@ def main(argv=None) -> None:
         out_dir=args.out_dir,
         device=args.device,
         score_thr=args.score_thr,
-        opacity=args.opacity)
+        opacity=args.opacity,
+        backend=args.backend)
     for path in paths:
         print(f'Saved {path}')
 

@@ -18,7 +18,10 @@ while keeping ``weights_only`` on:
   mmengine's :class:`~mmengine.runner.CheckpointLoader` that always load
   with ``weights_only=True``, read ``.safetensors`` files with
   :func:`safetensors.torch.load_file`, and turn a refusal into a
-  :class:`UnsafeCheckpointError` that names the file.
+  :class:`UnsafeCheckpointError` that names the file;
+* a file that is no checkpoint at all (empty, cut short, or neither a
+  PyTorch nor a safetensors file) raises one
+  :class:`UnreadableCheckpointError` that names the file and says which.
 
 A file holding any other pickle content (for example a ``__reduce__``
 payload) is refused *before* anything in it runs. A trusted legacy file can
@@ -41,6 +44,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from collections import Counter
 from typing import Any, Callable, Iterator, List, Tuple, Union
 from urllib.parse import urlparse
@@ -51,9 +55,9 @@ from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'UnsafeCheckpointError', 'load_from_http', 'load_from_local',
-    'safe_checkpoint_globals', 'setup_safe_checkpoint_loading',
-    'trusted_checkpoint'
+    'UnreadableCheckpointError', 'UnsafeCheckpointError', 'load_from_http',
+    'load_from_local', 'safe_checkpoint_globals',
+    'setup_safe_checkpoint_loading', 'trusted_checkpoint'
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -177,6 +181,43 @@ def trusted_checkpoint(*filenames: Union[str, os.PathLike]) -> Iterator[None]:
                 del _trusted[key]
 
 
+class UnreadableCheckpointError(ValueError):
+    """A file given as a checkpoint is empty, truncated, or neither a PyTorch
+    (``torch.save``) nor a safetensors file."""
+
+
+# ``torch.save`` writes a zip archive (PyTorch >= 1.6) or, in the legacy
+# format, a pickle stream that starts with the PROTO opcode.
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'
+
+
+def _unreadable(source: str, problem: str) -> UnreadableCheckpointError:
+    return UnreadableCheckpointError(
+        f'{source!r} is not a readable checkpoint: {problem}. mmfasternet '
+        'reads PyTorch checkpoints (written by torch.save) and .safetensors '
+        'files; if this file was downloaded or copied, it may be incomplete: '
+        'fetch it again.')
+
+
+def _check_torch_file(filename: str, source: str) -> None:
+    """Raise :class:`UnreadableCheckpointError` unless ``filename`` looks
+    like a complete ``torch.save`` file (checked before unpickling)."""
+    with open(filename, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise _unreadable(source, 'the file is empty')
+    if head == _ZIP_MAGIC:
+        if not zipfile.is_zipfile(filename):
+            raise _unreadable(
+                source, 'its zip archive is truncated or damaged (no '
+                'central directory)')
+    elif not head.startswith(_PICKLE_PROTO):
+        raise _unreadable(
+            source, f'it is neither a PyTorch nor a safetensors file (it '
+            f'starts with {head!r})')
+
+
 def _safetensors_device(map_location: Any) -> str:
     if isinstance(map_location, (str, torch.device)):
         return str(map_location)
@@ -211,16 +252,27 @@ def _refusal(filename: str, source: str, error: Exception) -> str:
         f'Unpickler: {reason}')
 
 
+def _load_safetensors(filename: str, map_location: Any, source: str) -> Any:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError as err:
+        raise ImportError(f'Loading {filename!r} needs the `safetensors` '
+                          'package: pip install safetensors') from err
+    if osp.getsize(filename) == 0:
+        raise _unreadable(source, 'the file is empty')
+    try:
+        return load_file(filename, device=_safetensors_device(map_location))
+    except SafetensorError as err:
+        raise _unreadable(
+            source, f'it is not a complete safetensors file ({err})') from err
+
+
 def _load_file(filename: str, map_location: Any, source: str) -> Any:
     """Load a local file safely, unless ``source`` or the file is trusted."""
     if filename.endswith('.safetensors'):
-        try:
-            from safetensors.torch import load_file
-        except ImportError as err:
-            raise ImportError(
-                f'Loading {filename!r} needs the `safetensors` package: '
-                'pip install safetensors') from err
-        return load_file(filename, device=_safetensors_device(map_location))
+        return _load_safetensors(filename, map_location, source)
+    _check_torch_file(filename, source)
     if _is_trusted(source, filename):
         print_log(
             f'Loading {source!r} with weights_only=False: it was explicitly '
@@ -233,7 +285,17 @@ def _load_file(filename: str, map_location: Any, source: str) -> Any:
         return torch.load(
             filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if 'truncated' in str(err):
+            raise _unreadable(source, 'its pickle data is truncated') from err
         raise UnsafeCheckpointError(_refusal(filename, source, err)) from err
+    except (EOFError, OSError, RuntimeError, KeyError, ValueError) as err:
+        # What torch.load raises for a damaged file; its own message can
+        # advise weights_only=False, which would not help here.
+        detail = (str(err).splitlines() or [''])[0][:120]
+        if not detail or 'weights_only' in detail:
+            detail = type(err).__name__
+        raise _unreadable(source,
+                          f'it is truncated or damaged ({detail})') from err
 
 
 def load_from_local(filename: str, map_location: Any = None) -> Any:
@@ -254,6 +316,8 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
         FileNotFoundError: If the file does not exist.
         UnsafeCheckpointError: If the file holds non-allow-listed pickle
             content and was not trusted with :func:`trusted_checkpoint`.
+        UnreadableCheckpointError: If the file is empty, truncated, or
+            neither a PyTorch nor a safetensors file.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -262,7 +326,7 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
 
 
 def _download(url: str, model_dir: str = None) -> str:
-    """Fetch ``url`` into torch's hub cache, as ``load_state_dict_from_url``."""
+    """Fetch ``url`` into torch's hub cache (``load_state_dict_from_url``)."""
     if model_dir is None:
         model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)

@@ -2,7 +2,8 @@
 
 Protocol (PoolFormer's Semantic FPN configs, also used by PVT,
 EfficientFormer and RepViT): 512x512 crops, 40k iterations, batch 4 per GPU,
-AdamW lr 2e-4 / wd 1e-4, poly to 0, validation and checkpoint every 4k.
+AdamW lr 2e-4 / wd 1e-4, poly to 0, validation and checkpoint every 4k;
+the backbone trains with SyncBN and without stochastic depth.
 """
 import functools
 from pathlib import Path
@@ -15,14 +16,14 @@ from mmengine.registry import init_default_scope
 from mmfasternet.models.backbones import FasterNet
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
-# arch: (drop path rate, official ImageNet asset)
+# arch: official ImageNet asset
 VARIANTS = {
-    't0': (0.0, 'fasternet_t0-epoch.281-val_acc1.71.9180.pth'),
-    't1': (0.02, 'fasternet_t1-epoch.291-val_acc1.76.2180.pth'),
-    't2': (0.05, 'fasternet_t2-epoch.289-val_acc1.78.8860.pth'),
-    's': (0.15, 'fasternet_s-epoch.299-val_acc1.81.2840.pth'),
-    'm': (0.2, 'fasternet_m-epoch.291-val_acc1.82.9620.pth'),
-    'l': (0.3, 'fasternet_l-epoch.299-val_acc1.83.5060.pth'),
+    't0': 'fasternet_t0-epoch.281-val_acc1.71.9180.pth',
+    't1': 'fasternet_t1-epoch.291-val_acc1.76.2180.pth',
+    't2': 'fasternet_t2-epoch.289-val_acc1.78.8860.pth',
+    's': 'fasternet_s-epoch.299-val_acc1.81.2840.pth',
+    'm': 'fasternet_m-epoch.291-val_acc1.82.9620.pth',
+    'l': 'fasternet_l-epoch.299-val_acc1.83.5060.pth',
 }
 
 
@@ -56,7 +57,7 @@ def test_every_variant_has_a_config():
 @pytest.mark.parametrize('arch', list(VARIANTS))
 def test_model_fields(arch):
     cfg = load(arch)
-    drop_path_rate, asset = VARIANTS[arch]
+    asset = VARIANTS[arch]
     assert cfg.custom_imports == dict(
         imports=['mmfasternet'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmseg'
@@ -68,7 +69,9 @@ def test_model_fields(arch):
         type='FasterNet',
         arch=arch,
         out_indices=(0, 1, 2, 3),
-        drop_path_rate=drop_path_rate,
+        # PoolFormer's protocol: no stochastic depth, SyncBN as fpn_r50.py
+        drop_path_rate=0.0,
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=dict(type='Pretrained', checkpoint=f'checkpoints/{asset}'))
@@ -142,7 +145,7 @@ def test_model_builds_and_runs(arch):
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model).eval()  # no init_weights: no download
     assert isinstance(model.backbone, FasterNet)
-    assert model.backbone.init_cfg['checkpoint'].endswith(VARIANTS[arch][1])
+    assert model.backbone.init_cfg['checkpoint'].endswith(VARIANTS[arch])
     with torch.no_grad():
         logits = model(torch.rand(1, 3, 64, 96), mode='tensor')
     assert logits.shape == (1, 150, 16, 24)  # FPNHead output: stride 4

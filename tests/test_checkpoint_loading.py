@@ -15,10 +15,12 @@ from mmengine.runner import (CheckpointLoader, Runner, get_state_dict,
 from torch.utils.data import Dataset
 
 import mmfasternet
-from mmfasternet import checkpoint_loading, trusted_checkpoint
-from mmfasternet.checkpoint_loading import (UnsafeCheckpointError,
+from mmfasternet import checkpoint_loading
+from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
+                                            UnsafeCheckpointError,
                                             load_from_http, load_from_local,
                                             setup_safe_checkpoint_loading)
+from mmfasternet.models import FasterNet
 
 
 class ToyModel(BaseModel):
@@ -317,3 +319,57 @@ def test_safetensors_file_loads(tmp_path):
 def test_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def write_bad_file(path, kind: str) -> str:
+    """Write a file that is no checkpoint: ``empty``, ``text``, ``zeros``
+    or ``truncated`` (the first half of a real checkpoint)."""
+    if kind == 'empty':
+        path.write_bytes(b'')
+    elif kind == 'text':
+        path.write_text('model weights: see the release page\n')
+    elif kind == 'zeros':
+        path.write_bytes(bytes(4096))
+    else:
+        torch.save(FasterNet(arch='t0').state_dict(), str(path))
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    return str(path)
+
+
+BAD_FILES = {
+    'empty': 'the file is empty',
+    'text': 'neither a PyTorch nor a safetensors file',
+    'zeros': 'neither a PyTorch nor a safetensors file',
+    'truncated': 'truncated or damaged',
+}
+
+
+def assert_clear_refusal(message: str, path: str, kind: str) -> None:
+    """One clear error: names the file, says why, no weights_only advice."""
+    assert f'{path!r} is not a readable checkpoint' in message
+    assert BAD_FILES[kind] in message
+    assert 'weights_only' not in message
+
+
+@pytest.mark.parametrize('kind', list(BAD_FILES))
+def test_bad_file_through_init_cfg_is_named(tmp_path, kind):
+    path = write_bad_file(tmp_path / f'{kind}.pth', kind)
+    model = FasterNet(
+        arch='t0', init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(UnreadableCheckpointError) as info:
+        model.init_weights()
+    assert_clear_refusal(str(info.value), path, kind)
+
+
+@pytest.mark.parametrize('kind', ['empty', 'truncated'])
+def test_bad_safetensors_file_is_named(tmp_path, kind):
+    path = tmp_path / 'weights.safetensors'
+    if kind == 'empty':
+        path.write_bytes(b'')
+    else:
+        from safetensors.torch import save_file
+        save_file({'w': torch.rand(64, 64)}, str(path))
+        path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UnreadableCheckpointError, match='not a readable'):
+        load_from_local(str(path))

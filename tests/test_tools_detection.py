@@ -19,9 +19,10 @@ from mmengine.registry import MODELS, init_default_scope
 
 from checkpoint_factory import (official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet)
+from mmfasternet.benchmarking import has_native_bf16
 from mmfasternet.datasets import SHAPE_CLASSES
-from tool_runner import free_port, run_tool, tool_command, tool_env
 from mmfasternet.engine import setup_cpu_distributed
+from tool_runner import free_port, run_tool, tool_command, tool_env
 
 REPO = Path(__file__).resolve().parents[1]
 S_CONFIG = REPO / 'configs' / 'mask_rcnn_fasternet_s_fpn_1x_coco.py'
@@ -104,17 +105,9 @@ def toy_config(toy_coco_root, tmp_path_factory):
     return str(path)
 
 
-
-
-
-
-
-
 def train_epochs(output: str):
     """Epoch numbers of the training log lines, in order."""
-    return [
-        int(m) for m in re.findall(r'Epoch\(train\)\s*\[(\d+)\]', output)
-    ]
+    return [int(m) for m in re.findall(r'Epoch\(train\)\s*\[(\d+)\]', output)]
 
 
 @pytest.fixture(scope='module')
@@ -155,15 +148,23 @@ def test_test_evaluates_and_writes_out(trained, toy_config, tmp_path):
 
 
 def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
-    """--deploy predicts what the eager model predicts; --bf16 runs."""
+    """--deploy predicts what the eager model predicts; --bf16 runs where
+    the CPU has native bf16 and is refused with advice elsewhere."""
     work_dir, _, _ = trained
     ckpt = str(work_dir / 'epoch_1.pth')
     results = {}
-    for flag in ('', '--deploy', '--bf16'):
+    flags = ['', '--deploy']
+    if has_native_bf16('cpu'):
+        flags.append('--bf16')
+    else:
+        output = run_tool(
+            'test.py', toy_config, ckpt, '--bf16', expect_failure=True)
+        assert '--bf16 refused' in output and 'Use --deploy' in output
+    for flag in flags:
         out = tmp_path / f'results{flag}.pkl'
         output = run_tool('test.py', toy_config, ckpt, '--work-dir',
-                          str(tmp_path / (flag or 'eager')), '--out',
-                          str(out), *([flag] if flag else []))
+                          str(tmp_path / (flag or 'eager')), '--out', str(out),
+                          *([flag] if flag else []))
         if flag:
             assert '1 FasterNet backbone(s) in deploy mode' in output
         with open(out, 'rb') as f:
@@ -172,7 +173,8 @@ def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
         a, b = eager['pred_instances'], deploy['pred_instances']
         assert torch.allclose(a['scores'], b['scores'], atol=1e-4)
         assert torch.allclose(a['bboxes'], b['bboxes'], atol=1e-2)
-    assert len(results['--bf16']) == len(results[''])
+    if '--bf16' in results:
+        assert len(results['--bf16']) == len(results[''])
 
 
 def test_resume_continues_from_checkpoint(toy_config, tmp_path):
@@ -206,13 +208,13 @@ def test_resume_continues_from_checkpoint(toy_config, tmp_path):
     output = run_tool('train.py', *common, '--resume')
     print(f'toy resume: killed after {killed_at - start:.1f} s, '
           f'resumed run {time.time() - killed_at:.1f} s')
-    assert (f'resumed epoch: {done}, iter: {done * ITERS_PER_EPOCH}'
-            in output)
+    assert (f'resumed epoch: {done}, iter: {done * ITERS_PER_EPOCH}' in output)
     # Training restarts at the next epoch, not from zero.
     logged = train_epochs(output)
     assert logged[0] == done + 1 and logged[-1] == epochs
     ckpt = torch.load(
-        tmp_path / f'epoch_{epochs}.pth', map_location='cpu',
+        tmp_path / f'epoch_{epochs}.pth',
+        map_location='cpu',
         weights_only=False)
     assert ckpt['meta']['iter'] == epochs * ITERS_PER_EPOCH
 
@@ -221,8 +223,13 @@ def test_dist_train_two_cpu_processes(toy_config, tmp_path):
     """torchrun with 2 processes on CPU (gloo) trains one epoch."""
     start = time.time()
     output = run_tool(
-        'dist_train.sh', toy_config, '2', '--work-dir', str(tmp_path),
-        PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
+        'dist_train.sh',
+        toy_config,
+        '2',
+        '--work-dir',
+        str(tmp_path),
+        PORT=str(free_port()),
+        CUDA_VISIBLE_DEVICES='')
     print(f'toy dist_train (2 CPU procs): {time.time() - start:.1f} s')
     assert 'Distributed training: True' in output
     assert "type='CPUDistributedDataParallel'" in output  # config dump
@@ -239,8 +246,7 @@ def test_official_mmdet2_checkpoint_loads_through_test_tool(
     model = MODELS.build(Config.fromfile(toy_config).model)
     heads = {
         k: v
-        for k, v in model.state_dict().items()
-        if not k.startswith('backbone.')
+        for k, v in model.state_dict().items() if not k.startswith('backbone.')
     }
     ckpt = official_detection_checkpoint(
         random_timm_fasternet('t0').state_dict(),
@@ -267,8 +273,8 @@ def test_cpu_distributed_setup_leaves_other_runs_alone(monkeypatch, launcher,
                                                        cuda):
     """No launcher, or CUDA present: the config is not touched."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
-    cfg = Config(dict(launcher=launcher, env_cfg=dict(dist_cfg=dict(
-        backend='nccl'))))
+    cfg = Config(
+        dict(launcher=launcher, env_cfg=dict(dist_cfg=dict(backend='nccl'))))
     before = cfg.to_dict()
     assert setup_cpu_distributed(cfg) is False
     assert cfg.to_dict() == before

@@ -21,8 +21,15 @@ def tool_command(script: str, *args) -> list:
     return runner + [str(REPO / 'tools' / script)] + list(args)
 
 
-def run_tool(script: str, *args, timeout: int = 240, **env) -> str:
-    """Run a tools/ script; return its combined output, fail with it."""
+def run_tool(script: str,
+             *args,
+             timeout: int = 240,
+             expect_failure: bool = False,
+             **env) -> str:
+    """Run a tools/ script; return its combined output, fail with it.
+
+    With ``expect_failure`` the script must exit non-zero instead.
+    """
     proc = subprocess.run(
         tool_command(script, *args),
         cwd=str(REPO),
@@ -31,7 +38,7 @@ def run_tool(script: str, *args, timeout: int = 240, **env) -> str:
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert (proc.returncode != 0) == expect_failure, proc.stdout[-6000:]
     return proc.stdout
 
 

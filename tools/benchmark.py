@@ -3,14 +3,17 @@
 Every candidate runs in one process, on the same random input, with
 interleaved repetitions (A B C A B C ...) so that machine noise hits all of
 them alike. Reported: median and min-max seconds per image, images/s, the
-ratio to each reference, and the achieved GFLOP/s with its fraction of a
-same-run fp32 peak (the faster of a ``torch.mm`` GEMM and the same GEMM as a
-oneDNN 1x1 convolution).
+ratio to each reference (per-round ratios, median [min-max]), and the
+achieved GFLOP/s with its fraction of a same-run fp32 peak: the best round
+of a ``torch.mm`` GEMM and of the same GEMM as a oneDNN 1x1 convolution,
+timed interleaved with the candidates (see :mod:`mmfasternet.benchmarking`).
 
 Candidates:
     ours-eager    the config's model, eval mode, training code path
     ours-deploy   after ``switch_to_deploy()`` (BN folded, fused blocks)
-    ours-bf16     deploy + bfloat16 autocast in the backbone (``--bf16``)
+    ours-bf16     deploy + bfloat16 autocast in the backbone (``--bf16``;
+                  marked "no native bf16" and not timed on CPUs without
+                  AVX512-BF16 / AMX, where it is emulated)
     timm-ref      timm's FasterNet with the same weights (backbone mode)
     resnet50      ResNet-50 with conv-BN fused (``mmcv.cnn.fuse_conv_bn``),
                   alone (backbone mode) or in the same detector
@@ -24,18 +27,19 @@ Examples:
 import argparse
 import copy
 import json
-import statistics
 import sys
-import time
 import warnings
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
-from mmengine.utils import ProgressBar
 
+from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
+                                      has_native_bf16, peak_candidates,
+                                      peak_candidates_gflop, ratio_spread,
+                                      summarize, time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -61,7 +65,11 @@ def parse_args():
         help='input height and width')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
-        '--repeat', type=int, default=5, help='timed rounds per candidate')
+        '--repeat',
+        type=int,
+        default=None,
+        help='timed rounds per candidate (default: 7 for backbone mode, 15 '
+        'for detector mode, where per-round ratios spread more)')
     parser.add_argument(
         '--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument(
@@ -168,7 +176,17 @@ def detector_runner(model, batch: torch.Tensor) -> Callable:
     return lambda x: model.predict(x, samples, rescale=True)
 
 
-def make_candidates(cfg, args) -> Dict[str, Callable]:
+def make_candidates(
+    cfg: Config, args: argparse.Namespace
+) -> Tuple[Dict[str, Callable[[torch.Tensor], Any]], torch.Tensor,
+           torch.nn.Module, Dict[str, str]]:
+    """Build the candidates, their shared input and our backbone.
+
+    Returns:
+        tuple: Candidates (callables of the batch) by name, the batch, our
+        backbone (for FLOP counting), and the candidates not timed with
+        the reason (``ours-bf16`` where bf16 is not native).
+    """
     if args.mode == 'detector':
         # Random weights score every class alike: keep the 100 top boxes so
         # the mask head runs on the same number of RoIs for every backbone.
@@ -183,7 +201,10 @@ def make_candidates(cfg, args) -> Dict[str, Callable]:
     deploy = copy.deepcopy(ours)
     switch_fasternet_to_deploy(deploy)
     candidates['ours-deploy'] = wrap(deploy)
-    if args.bf16:
+    skipped = {}
+    if args.bf16 and not has_native_bf16('cpu'):
+        skipped['ours-bf16'] = 'no native bf16'
+    elif args.bf16:
         bf16 = copy.deepcopy(ours)
         switch_fasternet_to_deploy(bf16, bf16=True)
         candidates['ours-bf16'] = wrap(bf16)
@@ -191,30 +212,11 @@ def make_candidates(cfg, args) -> Dict[str, Callable]:
         if args.mode == 'backbone':
             candidates['timm-ref'] = timm_reference(backbone)
         candidates['resnet50'] = wrap(resnet50(cfg, args.mode))
-    return candidates, batch, backbone
+    return candidates, batch, backbone, skipped
 
 
 # --------------------------------------------------------------------------
 # measurement
-
-
-def peak_references(n: int = 2048) -> Dict[str, tuple]:
-    """Compute-bound fp32 references: (callable, GFLOP) per name.
-
-    ``gemm`` is ``torch.mm`` (MKL/OpenBLAS); ``conv1x1`` is the same kind of
-    GEMM run as a channels-last 1x1 convolution, i.e. through oneDNN, the
-    library every FasterNet convolution uses. On some CPUs the two differ
-    by 2x; the faster one is the peak a model can be measured against.
-    """
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    x = torch.rand(1, n // 2, 64, 64).contiguous(
-        memory_format=torch.channels_last)
-    w = torch.rand(n // 2, n // 2, 1, 1)
-    return {
-        'gemm': (lambda _: torch.mm(a, b), 2 * n**3 / 1e9),
-        'conv1x1': (lambda _: torch.nn.functional.conv2d(x, w),
-                    2 * 64 * 64 * (n // 2)**2 / 1e9),
-    }
 
 
 def backbone_gflop(backbone, batch) -> float:
@@ -243,92 +245,91 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
     return out
 
 
-def time_interleaved(candidates: Dict[str, Callable], batch, repeat: int,
-                     warmup: int) -> Dict[str, List[float]]:
-    times = {name: [] for name in candidates}
-    rounds = warmup + repeat
-    bar = ProgressBar(rounds * len(candidates), file=sys.stderr)
-    with torch.no_grad():
-        for r in range(rounds):
-            for name, run in candidates.items():
-                start = time.perf_counter()
-                run(batch)
-                elapsed = time.perf_counter() - start
-                if r >= warmup:
-                    times[name].append(elapsed)
-                bar.update()
-    sys.stderr.write('\n')
-    return times
-
-
-def summarize(times, batch_size, gflop, peaks, agreement):
-    peak_rates = {
-        name: work / statistics.median(times.pop(name))
-        for name, (_, work) in peaks.items()
-    }
-    gemm_rate = max(peak_rates.values())
-    medians = {k: statistics.median(v) for k, v in times.items()}
+def tabulate(times: Dict[str, list], batch_size: int, gflop: float,
+             agreement: Dict[str, float],
+             skipped: Dict[str, str]) -> Dict[str, Any]:
+    """Rows of the table, with the peak taken from the same rounds."""
+    gflop_per_call = peak_candidates_gflop()
+    peak = best_gflops(times, gflop_per_call)
+    for name in gflop_per_call:
+        times.pop(name)
     rows = {}
     for name, values in times.items():
-        median = medians[name]
-        row = dict(
-            median_s=median,
-            min_s=min(values),
-            max_s=max(values),
-            images_per_s=batch_size / median)
+        row = summarize(values)
+        row['images_per_s'] = batch_size / row['median_s']
         for ref in ('timm-ref', 'resnet50', 'ours-eager'):
-            if ref in medians and ref != name:
-                row[f'ratio_vs_{ref}'] = median / medians[ref]
+            if ref in times and ref != name:
+                ratio = ratio_spread(values, times[ref])
+                row[f'ratio_vs_{ref}'] = ratio['median']
+                row[f'ratio_vs_{ref}_min'] = ratio['min']
+                row[f'ratio_vs_{ref}_max'] = ratio['max']
         if name != 'resnet50':  # same FasterNet work in every other row
-            row['gflops_per_s'] = gflop / median
-            row['fraction_of_gemm'] = gflop / median / gemm_rate
+            row['gflops_per_s'] = gflop / row['median_s']
+            # Best round against the best round: both are ceilings.
+            row['fraction_of_peak'] = gflop / row['min_s'] / \
+                peak['peak_gflops']
+            row['fraction_of_peak_median'] = row['gflops_per_s'] / \
+                peak['peak_gflops']
         if name in agreement:
             row['rel_error_vs_eager'] = agreement[name]
         rows[name] = row
-    return dict(
-        gemm_gflops_per_s=gemm_rate,
-        peak_references_gflops_per_s=peak_rates,
-        backbone_gflop=gflop,
-        rows=rows)
+    for name, reason in skipped.items():
+        rows[name] = dict(skipped=reason)
+    return dict(peak=peak, backbone_gflop=gflop, rows=rows)
 
 
-def print_table(result, args, arch):
+def print_table(result: Dict[str, Any], args: argparse.Namespace,
+                arch: str) -> None:
     print(f'\nFasterNet-{arch.upper()} {args.mode}, input '
           f'{args.batch_size}x3x{args.shape[0]}x{args.shape[1]}, '
           f'{torch.get_num_threads()} threads, {args.repeat} rounds '
-          f'(median [min-max])')
-    refs = ', '.join(
-        f'{k} {v:.0f}'
-        for k, v in result['peak_references_gflops_per_s'].items())
+          f'(median [min-max]; ratios are per round)')
+    peak = result['peak']
+    kernels = ', '.join(f'{k} {v:.0f}' for k, v in peak['kernels'].items())
     print(f'backbone work: {result["backbone_gflop"]:.1f} GFLOP; fp32 peak '
-          f'this run: {result["gemm_gflops_per_s"]:.0f} GFLOP/s ({refs}); '
-          '"of peak" is relative to it')
+          f'this run: {peak["peak_gflops"]:.0f} GFLOP/s (best round of '
+          f'{peak["kernel"]}; its rounds {peak["min_gflops"]:.0f}-'
+          f'{peak["peak_gflops"]:.0f}, median {peak["median_gflops"]:.0f}; '
+          f'best per kernel: {kernels}). "of peak" is the median against '
+          'the best peak round, "best" the best round against it')
     header = (f'{"candidate":<12} {"median s":>9} {"min-max s":>15} '
-              f'{"img/s":>7} {"vs timm":>8} {"vs R50":>7} {"GFLOP/s":>8} '
-              f'{"of peak":>8}')
+              f'{"img/s":>7} {"vs timm":>16} {"vs R50":>16} '
+              f'{"GFLOP/s":>8} {"of peak":>8} {"best":>5}')
     print(header)
     print('-' * len(header))
 
     def fmt(value, spec):
         return format(value, spec) if value is not None else '-'
 
+    def ratio(row, ref):
+        if f'ratio_vs_{ref}' not in row:
+            return '-'
+        return (f'{row[f"ratio_vs_{ref}"]:.2f} '
+                f'[{row[f"ratio_vs_{ref}_min"]:.2f}-'
+                f'{row[f"ratio_vs_{ref}_max"]:.2f}]')
+
     for name, row in result['rows'].items():
+        if 'skipped' in row:
+            print(f'{name:<12} {row["skipped"]} (not timed)')
+            continue
         print(f'{name:<12} {row["median_s"]:>9.3f} '
               f'{row["min_s"]:>7.3f}-{row["max_s"]:<7.3f} '
               f'{row["images_per_s"]:>7.2f} '
-              f'{fmt(row.get("ratio_vs_timm-ref"), ">8.2f"):>8} '
-              f'{fmt(row.get("ratio_vs_resnet50"), ">7.2f"):>7} '
+              f'{ratio(row, "timm-ref"):>16} {ratio(row, "resnet50"):>16} '
               f'{fmt(row.get("gflops_per_s"), ">8.0f"):>8} '
-              f'{fmt(row.get("fraction_of_gemm"), ">8.0%"):>8}')
+              f'{fmt(row.get("fraction_of_peak_median"), ">8.0%"):>8} '
+              f'{fmt(row.get("fraction_of_peak"), ">5.0%"):>5}')
         if 'rel_error_vs_eager' in row:
             print(f'{"":<12} relative feature error vs eager: '
                   f'{row["rel_error_vs_eager"]:.2e}')
 
 
-def main():
+def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.repeat is None:
+        args.repeat = 15 if args.mode == 'detector' else 7
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -340,22 +341,28 @@ def main():
     ).scope_name != 'mmdet':
         sys.exit('--mode detector needs a detection (mmdet) config')
 
+    print(cpu_banner())
     # Quiet: init_weights() reports every parameter at INFO level.
     MMLogger.get_instance('benchmark', log_level='WARNING')
     torch.manual_seed(0)
-    candidates, batch, backbone = make_candidates(cfg, args)
-    peaks = peak_references()
-    candidates.update({name: run for name, (run, _) in peaks.items()})
+    candidates, batch, backbone, skipped = make_candidates(cfg, args)
     gflop = backbone_gflop(backbone, batch)
     agreement = check_agreement(candidates, batch, args.mode)
-    times = time_interleaved(candidates, batch, args.repeat, args.warmup)
-    result = summarize(times, args.batch_size, gflop, peaks, agreement)
+    # The peak kernels run in the same interleaved rounds as the models.
+    runs = {
+        name: (lambda run=run: run(batch))
+        for name, run in candidates.items()
+    }
+    runs.update(peak_candidates())
+    times = time_interleaved(runs, args.repeat, args.warmup, progress=True)
+    result = tabulate(times, args.batch_size, gflop, agreement, skipped)
     result.update(
         config=args.config,
         mode=args.mode,
         shape=[args.batch_size, 3, *args.shape],
         threads=torch.get_num_threads(),
         repeat=args.repeat,
+        cpu=cpu_info(),
         torch=torch.__version__)
     print_table(result, args, backbone.arch_name)
     if args.json:

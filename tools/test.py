@@ -15,10 +15,8 @@ Examples::
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
-import inspect
 
 from mmengine.config import Config
-from mmengine.registry import HOOKS
 
 from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
                                            load_tool_config, parse_tool_args,
@@ -80,14 +78,21 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
         # mmdet's hook takes an output folder and draws every test image;
         # mmseg's draws every `interval`-th batch into the visualizer's
         # save_dir (<show_dir>/vis_data/vis_image).
-        scope = cfg.get('default_scope', 'mmdet')
-        with HOOKS.switch_scope_and_registry(scope) as hooks:
-            params = inspect.signature(hooks.get(hook['type'])).parameters
-        if 'test_out_dir' in params:
+        if framework_of(cfg) == 'mmdet':
             hook['test_out_dir'] = args.show_dir
         else:
             cfg.visualizer['save_dir'] = args.show_dir
             hook['interval'] = 1
+
+
+def framework_of(cfg: Config) -> str:
+    """The framework that runs ``cfg``: its ``default_scope``, ``mmdet`` or
+    ``mmseg``; every choice between the two in this tool reads it here."""
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope not in ('mmdet', 'mmseg'):
+        raise ValueError(f"default_scope {scope!r} of the config is neither "
+                         "'mmdet' nor 'mmseg'")
+    return scope
 
 
 def dump_metric(scope: str, out_file: str):
@@ -112,6 +117,17 @@ def main() -> None:
         backend_model_config(cfg, args.checkpoint, args.backend)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
+    if args.bf16:
+        # Refused before anything is built: emulated bf16 runs several times
+        # slower than fp32 (the backbone's switch_to_deploy checks too).
+        import torch
+
+        from mmfasternet.models.utils.bf16_support import native_bf16_missing
+        reason = native_bf16_missing(
+            'cuda' if torch.cuda.is_available() else 'cpu')
+        if reason is not None:
+            raise SystemExit(f'--bf16 refused: {reason}. Use --deploy (the '
+                             'fused fp32 path) instead.')
     if args.deploy or args.bf16:
         # A hook, so that it runs after the runner has loaded the checkpoint.
         # EMAHook (RTMDet's configs) is left out: it would swap its eager
@@ -123,11 +139,13 @@ def main() -> None:
             if hook.get('type') != 'EMAHook'
         ] + [dict(type='FasterNetDeployHook', bf16=args.bf16)]
 
-    runner = build_runner(cfg)
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(
-            dump_metric(cfg.get('default_scope', 'mmdet'), args.out))
+    # Built inside the job: a failure while building still tears the
+    # process group down.
     with tool_job(args.trust_checkpoint):
+        runner = build_runner(cfg)
+        if args.out is not None:
+            runner.test_evaluator.metrics.append(
+                dump_metric(framework_of(cfg), args.out))
         runner.test()
 
 

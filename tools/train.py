@@ -10,6 +10,7 @@ Examples::
     python tools/train.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py
     python tools/train.py CONFIG --resume                # latest in work_dir
     python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
+    python tools/train.py CONFIG --seed 0 --deterministic   # reproducible
     bash tools/dist_train.sh CONFIG 8                    # torchrun, 8 GPUs
 """
 import argparse
@@ -40,6 +41,16 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='automatic mixed precision (AmpOptimWrapper)')
     parser.add_argument(
+        '--seed',
+        type=int,
+        help='random seed of the run (mmengine randomness.seed); the '
+        'official FasterNet training uses 0')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='deterministic cuDNN/torch algorithms (slower; '
+        'randomness.deterministic)')
+    parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the lr by the actual total batch size against the '
@@ -67,6 +78,14 @@ def main() -> None:
                                'base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
 
+    if args.seed is not None or args.deterministic:
+        randomness = dict(cfg.get('randomness') or {})
+        if args.seed is not None:
+            randomness['seed'] = args.seed
+        if args.deterministic:
+            randomness['deterministic'] = True
+        cfg.randomness = randomness
+
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -74,9 +93,10 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = build_runner(cfg)
+    # Built inside the job: a failure while building (e.g. an unreadable
+    # checkpoint) still tears the process group down.
     with tool_job(args.trust_checkpoint):
-        runner.train()
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

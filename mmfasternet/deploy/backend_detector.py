@@ -7,6 +7,7 @@ that the config's evaluator (``tools/test.py --backend``) and mmdet's
 ``DetInferencer`` (``demo/image_demo.py --backend``) use it like the
 PyTorch model.
 """
+import math
 from typing import List, Optional, Union
 
 import numpy as np
@@ -36,11 +37,15 @@ class BackendDetector(BaseModel):
     def __init__(self,
                  model_file: str,
                  backend: str = 'onnxruntime',
-                 data_preprocessor: Optional[dict] = None) -> None:
+                 data_preprocessor: Optional[dict] = None,
+                 mask_thr_binary: float = 0.5) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
+        self.mask_thr_binary = mask_thr_binary
         self.backend = backend
         self.runner = build_backend(backend, model_file)
-        if list(self.runner.output_names) != END2END_OUTPUTS:
+        outputs = list(self.runner.output_names)
+        self.with_masks = outputs == END2END_OUTPUTS + ['masks']
+        if outputs != END2END_OUTPUTS and not self.with_masks:
             raise ValueError(
                 f'{model_file} has outputs {self.runner.output_names}, not '
                 f'those of an end-to-end detector ({END2END_OUTPUTS}); '
@@ -81,15 +86,38 @@ class BackendDetector(BaseModel):
         img_shape = np.array([s.img_shape for s in samples], np.float32)
         rescale = np.array([[1 / f for f in s.scale_factor] for s in samples],
                            np.float64).astype(np.float32)
-        batch_index, boxes, scores, labels = self.runner(
+        outputs = self.runner(
             [inputs.float().cpu().numpy(), img_shape, rescale])
+        batch_index, boxes, scores, labels = outputs[:4]
         for b, sample in enumerate(samples):
             keep = batch_index == b
             pred = InstanceData()
             pred.bboxes = torch.from_numpy(boxes[keep])
             pred.scores = torch.from_numpy(scores[keep])
             pred.labels = torch.from_numpy(labels[keep])
+            if self.with_masks:
+                pred.masks = self._masks(
+                    torch.from_numpy(outputs[4][keep]), rescale[b], sample)
             sample.pred_instances = pred
+
+    def _masks(self, logits: torch.Tensor, rescale: np.ndarray,
+               sample) -> torch.Tensor:
+        """Logits at input size to binary masks at the original size, as
+        mmdet's RTMDet-Ins does (its resize takes the width's factor for
+        both axes' lengths in that order, reproduced here)."""
+        ori_h, ori_w = sample.ori_shape[:2]
+        if logits.shape[0] == 0:
+            return torch.zeros((0, ori_h, ori_w), dtype=torch.bool)
+        size = [
+            math.ceil(logits.shape[-2] * float(rescale[0])),
+            math.ceil(logits.shape[-1] * float(rescale[1]))
+        ]
+        logits = F.interpolate(
+            logits.unsqueeze(0),
+            size=size,
+            mode='bilinear',
+            align_corners=False)[0, :, :ori_h, :ori_w]
+        return logits.sigmoid() > self.mask_thr_binary
 
 
 def backend_model_config(cfg, model_file: str, backend: str) -> None:
@@ -104,10 +132,12 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
         model_file (str): The end-to-end ``.onnx`` file.
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
     """
+    test_cfg = cfg.model.get('test_cfg') or {}
     cfg.model = dict(
         type='BackendDetector',
         model_file=model_file,
         backend=backend,
-        data_preprocessor=cfg.model.get('data_preprocessor'))
+        data_preprocessor=cfg.model.get('data_preprocessor'),
+        mask_thr_binary=test_cfg.get('mask_thr_binary', 0.5))
     cfg.load_from = None
     cfg.custom_hooks = []

@@ -25,9 +25,9 @@ class ORTRunner:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ImportError('the onnxruntime backend needs '
-                              '`pip install -r requirements/deploy.txt`'
-                              ) from exc
+            raise ImportError(
+                'the onnxruntime backend needs '
+                '`pip install -r requirements/deploy.txt`') from exc
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
@@ -60,9 +60,9 @@ class OpenVINORunner:
         try:
             import openvino as ov
         except ImportError as exc:
-            raise ImportError('the openvino backend needs '
-                              '`pip install -r requirements/deploy.txt`'
-                              ) from exc
+            raise ImportError(
+                'the openvino backend needs '
+                '`pip install -r requirements/deploy.txt`') from exc
         core = ov.Core()
         config = {'INFERENCE_PRECISION_HINT': 'f32'}
         if num_threads:
@@ -70,12 +70,19 @@ class OpenVINORunner:
         self.model = core.compile_model(
             core.read_model(onnx_file), device, config)
         self.request = self.model.create_infer_request()
-        self.input_names = [i.get_any_name() for i in self.model.inputs]
-        self.output_names = [o.get_any_name() for o in self.model.outputs]
+        self.input_names = [_port_name(i) for i in self.model.inputs]
+        self.output_names = [_port_name(o) for o in self.model.outputs]
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
         result = self.request.infer(list(inputs))
         return [np.array(result[out]) for out in self.model.outputs]
+
+
+def _port_name(port) -> str:
+    """The ONNX name of an OpenVINO port: OpenVINO also gives the tensor
+    the name of the node that made it (``/Gather_13_output_0``)."""
+    names = sorted(port.get_names(), key=lambda n: (n.startswith('/'), n))
+    return names[0] if names else port.get_any_name()
 
 
 def build_backend(backend: str, onnx_file: str, **kwargs):

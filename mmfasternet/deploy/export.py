@@ -48,12 +48,14 @@ def build_export_module(model: nn.Module, mode: str,
             head = getattr(model, 'roi_head', model)
         raise ExportError(
             f'end-to-end export supports RTMDet heads {RTMDET_HEADS}; '
-            f'{type(model).__name__} has {type(head).__name__}: export '
-            f'its backbone and neck with --mode {FEATURE_MODE}')
+            f'{type(model).__name__} has {type(head).__name__}: export the '
+            f'backbone, neck (and RPN) with --mode {FEATURE_MODE}')
     return RTMDetEnd2End(model, input_shape)
 
 
-def example_inputs(mode: str, batch: int, input_shape: Sequence[int],
+def example_inputs(mode: str,
+                   batch: int,
+                   input_shape: Sequence[int],
                    seed: int = 0) -> Tuple[torch.Tensor, ...]:
     """Inputs to trace and check with: a random image batch (and for
     ``end2end`` the whole padded area as ``img_shape``, no rescaling)."""
@@ -69,8 +71,8 @@ def io_names(mode: str, num_outputs: int) -> Tuple[List[str], List[str]]:
     """Input and output names of the exported graph."""
     if mode == FEATURE_MODE:
         return ['input'], [f'feat{i}' for i in range(num_outputs)]
-    return (['input', 'img_shape', 'rescale'],
-            ['batch_index', 'boxes', 'scores', 'labels'])
+    outputs = ['batch_index', 'boxes', 'scores', 'labels', 'masks']
+    return ['input', 'img_shape', 'rescale'], outputs[:num_outputs]
 
 
 @contextmanager
@@ -97,36 +99,44 @@ def module_tracker(model: nn.Module) -> Iterator[List[str]]:
             handle.remove()
 
 
-def module_using_op(wrapper: nn.Module, inputs: Sequence[torch.Tensor],
-                    op: str) -> Optional[str]:
-    """The module whose traced code contains ``op`` (e.g. ``aten::erfinv``)
-    or None; used to name the culprit of an operator ONNX lacks."""
-    found: List[str] = []
-    hooks = []
-
-    def check(module, args, out, name=''):
-        if found or list(module.children()):
-            return
-        try:
-            graph = torch.jit.trace(module, args, check_trace=False).graph
-        except Exception:
-            return
-        if any(n.kind() == op for n in graph.nodes()):
-            found.append(f'{name} ({type(module).__name__})')
-
-    for name, module in wrapper.named_modules():
-        hooks.append(
-            module.register_forward_hook(
-                lambda m, a, o, name=name: check(m, a, o, name)))
+def scoped_trace(wrapper: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
+    """The traced graph as text, each node with the ``Type::path`` of its
+    module (the scopes the ONNX exporter records); '' if tracing fails."""
+    trace = torch.jit._trace
+    previous = trace._trace_module_map
+    trace._trace_module_map = {
+        module: f'{type(module).__name__}::{name}'
+        for name, module in wrapper.named_modules()
+    }
     try:
         with torch.no_grad():
-            wrapper(*inputs)
-    except Exception:
-        pass
+            return str(torch.jit._get_trace_graph(wrapper, inputs)[0])
+    except Exception:  # the export error's own message is enough then
+        return ''
     finally:
-        for hook in hooks:
-            hook.remove()
-    return found[0] if found else None
+        trace._trace_module_map = previous
+
+
+def module_of_op(message: str, graph: str) -> Optional[str]:
+    """The module that called the operator an export error names.
+
+    Each node of a traced graph carries its module scope
+    (``Type::name/Type::name/...``); the first node of the operator named
+    in ``message`` gives the module's path and type.
+    """
+    match = re.search(r"operator '?((?:aten|prim|onnx)::\w+)", message)
+    if not match:
+        return None
+    op = re.escape(match.group(1))
+    node = re.search(rf'= {op}\(.*?scope: (\S+)', graph)
+    if not node:
+        return None
+    module_type, path = node.group(1).split('/')[-1].split('::', 1)
+    if path.startswith('model.'):
+        path = path[len('model.'):]  # the wrapper's attribute
+    elif path in ('', 'model'):
+        path = '<model>'
+    return f'{path} ({module_type}, {match.group(1)})'
 
 
 def export_onnx(model: nn.Module,
@@ -169,6 +179,8 @@ def export_onnx(model: nn.Module,
     with torch.no_grad():
         num_outputs = len(wrapper(*inputs))
     input_names, output_names = io_names(mode, num_outputs)
+    if mode == FEATURE_MODE:
+        output_names = wrapper.output_names(num_outputs)
     dynamic_axes: Dict[str, Dict[int, str]] = {}
     if dynamic_batch or dynamic_shape:
         axes = {0: 'batch'} if dynamic_batch else {}
@@ -181,6 +193,7 @@ def export_onnx(model: nn.Module,
         else:
             dynamic_axes['img_shape'] = {0: 'batch'}
             dynamic_axes['rescale'] = {0: 'batch'}
+    failure = None
     with module_tracker(wrapper) as stack, torch.no_grad():
         try:
             torch.onnx.export(
@@ -194,24 +207,27 @@ def export_onnx(model: nn.Module,
                 do_constant_folding=True,
                 dynamo=False)
         except Exception as exc:  # turned into a message naming the module
-            raise _export_error(wrapper, inputs, list(stack), exc,
-                                opset) from exc
-    print_log(f'exported {type(model).__name__} ({mode}) to {out_file}',
-              logger='current')
+            failure, failed_in = exc, list(stack)
+    if failure is not None:
+        raise _export_error(wrapper, inputs, failed_in, failure,
+                            opset) from failure
+    print_log(
+        f'exported {type(model).__name__} ({mode}) to {out_file}',
+        logger='current')
     return wrapper
 
 
-def _export_error(wrapper: nn.Module, inputs, stack: List[str],
-                  exc: Exception, opset: int) -> ExportError:
+def _export_error(wrapper: nn.Module, inputs, stack: List[str], exc: Exception,
+                  opset: int) -> ExportError:
     first_line = str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
     if stack:
         return ExportError(f'ONNX export failed in module {stack[-1]} '
                            f'(inside {" > ".join(stack[:-1]) or "-"}): '
                            f'{type(exc).__name__}: {first_line}')
-    match = re.search(r"'?(aten::\w+|prim::\w+)'?", str(exc))
     culprit = None
-    if match:
-        culprit = module_using_op(wrapper, inputs, match.group(1))
+    if isinstance(exc, torch.onnx.errors.OnnxExporterError):
+        # The exporter's message has no module; a plain trace has scopes.
+        culprit = module_of_op(str(exc), scoped_trace(wrapper, inputs))
     where = (f'in module {culprit}'
              if culprit else 'while converting the traced graph')
     return ExportError(f'ONNX export (opset {opset}) failed {where}: '

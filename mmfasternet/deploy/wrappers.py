@@ -6,17 +6,23 @@
   decoding and NMS inside the graph (ONNX ``NonMaxSuppression``), with the
   same arithmetic as mmdet's ``predict`` so that both give the same boxes.
 """
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-RTMDET_HEADS = ('RTMDetHead', 'RTMDetSepBNHead')
+RTMDET_HEADS = ('RTMDetHead', 'RTMDetSepBNHead', 'RTMDetInsHead',
+                'RTMDetInsSepBNHead')
 
 
 class FeatureWrapper(nn.Module):
     """Backbone plus neck (when the model has one) as a plain module.
+
+    A two-stage detector's RPN head outputs follow the features (per level
+    objectness logits, then box deltas): the part of Mask R-CNN that runs
+    before proposals are decoded.
 
     Args:
         model (nn.Module): A detector or segmentor (anything with
@@ -26,6 +32,7 @@ class FeatureWrapper(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.with_rpn = getattr(model, 'rpn_head', None) is not None
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         if hasattr(self.model, 'extract_feat'):
@@ -34,7 +41,21 @@ class FeatureWrapper(nn.Module):
             feats = self.model(x)
         if isinstance(feats, Tensor):
             feats = (feats, )
-        return tuple(feats)
+        feats = tuple(feats)
+        if not self.with_rpn:
+            return feats
+        cls_scores, bbox_preds = self.model.rpn_head(feats)
+        return feats + tuple(cls_scores) + tuple(bbox_preds)
+
+    def output_names(self, num_outputs: int) -> List[str]:
+        """feat{i}, then rpn_cls{i} and rpn_reg{i} for an RPN."""
+        if not self.with_rpn:
+            return [f'feat{i}' for i in range(num_outputs)]
+        n = num_outputs // 3
+        return [
+            f'{kind}{i}' for kind in ('feat', 'rpn_cls', 'rpn_reg')
+            for i in range(n)
+        ]
 
 
 class _NonMaxSuppression(torch.autograd.Function):
@@ -65,8 +86,7 @@ class _NonMaxSuppression(torch.autograd.Function):
     def symbolic(g, boxes, scores, max_per_img: int, iou_thr: float,
                  score_thr: float):
         max_out = g.op(
-            'Constant', value_t=torch.tensor([max_per_img],
-                                             dtype=torch.int64))
+            'Constant', value_t=torch.tensor([max_per_img], dtype=torch.int64))
         iou = g.op('Constant', value_t=torch.tensor([iou_thr]))
         score = g.op('Constant', value_t=torch.tensor([score_thr]))
         return g.op(
@@ -89,6 +109,8 @@ class RTMDetEnd2End(nn.Module):
         inputs:  input (B, 3, H, W), img_shape (B, 2) as (h, w),
                  rescale (B, 2) as (1 / w_scale, 1 / h_scale)
         outputs: batch_index (M,), boxes (M, 4), scores (M,), labels (M,)
+                 (RTMDet-Ins) masks (M, H, W): mask logits at input size
+
 
     It reproduces mmdet's ``_predict_by_feat_single`` and
     ``_bbox_post_process``: sigmoid scores, the ``nms_pre`` best (prior,
@@ -96,6 +118,12 @@ class RTMDetEnd2End(nn.Module):
     ``img_shape``, boxes rescaled, degenerate boxes dropped
     (``min_bbox_size``), class-aware NMS with mmcv's coordinate offset
     trick, ``max_per_img`` kept. Priors are constants of the export size.
+    For RTMDet-Ins, the kept instances' dynamic kernels run on the mask
+    features (as batched matrix products: the per-instance 1x1 convs that
+    mmdet runs as one grouped conv) and the logits are upsampled to the
+    input size; resizing them to the original image and thresholding is
+    left to the caller, whose image sizes vary
+    (:class:`~mmfasternet.deploy.BackendDetector`).
 
     Args:
         model (nn.Module): An mmdet RTMDet detector.
@@ -113,23 +141,25 @@ class RTMDetEnd2End(nn.Module):
         self.iou_thr = float(cfg['nms']['iou_threshold'])
         self.max_per_img = int(cfg['max_per_img'])
         self.num_classes = head.cls_out_channels
+        self.with_masks = hasattr(head, 'num_gen_params')
         sizes = [(input_shape[0] // s[1], input_shape[1] // s[0])
                  for s in head.prior_generator.strides]
         self.featmap_sizes = sizes
         priors = head.prior_generator.grid_priors(
             sizes, device='cpu', with_stride=True)
         for i, p in enumerate(priors):
-            self.register_buffer(f'priors{i}', p[:, :2].clone(), False)
+            self.register_buffer(f'priors{i}', p.clone(), False)
 
     def forward(self, x: Tensor, img_shape: Tensor,
                 rescale: Tensor) -> Tuple[Tensor, ...]:
-        cls_scores, bbox_preds = self.model.bbox_head(
-            self.model.extract_feat(x))[:2]
+        outs = self.model.bbox_head(self.model.extract_feat(x))
+        cls_scores, bbox_preds = outs[:2]
         batch = x.shape[0]
         num_classes = self.num_classes
         all_scores, all_boxes, all_labels = [], [], []
-        for i, (cls_score, bbox_pred) in enumerate(zip(cls_scores,
-                                                       bbox_preds)):
+        all_priors, all_kernels = [], []
+        for i, (cls_score,
+                bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
             priors = getattr(self, f'priors{i}')
             scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1)
             scores = scores.sigmoid()
@@ -143,7 +173,18 @@ class RTMDetEnd2End(nn.Module):
             labels = idxs - prior_idxs * num_classes
             dist = torch.gather(dist, 1,
                                 prior_idxs.unsqueeze(-1).expand(-1, -1, 4))
-            points = priors[prior_idxs]
+            level_priors = priors[prior_idxs]
+            points = level_priors[..., :2]
+            if self.with_masks:
+                kernel = outs[2][i]
+                kernel = kernel.permute(0, 2, 3,
+                                        1).reshape(batch, -1, kernel.shape[1])
+                all_kernels.append(
+                    torch.gather(
+                        kernel, 1,
+                        prior_idxs.unsqueeze(-1).expand(
+                            -1, -1, kernel.shape[2])))
+                all_priors.append(level_priors)
             all_boxes.append(
                 torch.cat([points - dist[..., :2], points + dist[..., 2:]],
                           dim=-1))
@@ -162,8 +203,7 @@ class RTMDetEnd2End(nn.Module):
         if self.min_bbox_size >= 0:
             w = boxes[..., 2] - boxes[..., 0]
             h = boxes[..., 3] - boxes[..., 1]
-            valid = valid & (w > self.min_bbox_size) & (
-                h > self.min_bbox_size)
+            valid = valid & (w > self.min_bbox_size) & (h > self.min_bbox_size)
         scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
         # mmcv's batched_nms: shift each class by (max coordinate + 1).
         masked = torch.where(
@@ -175,6 +215,40 @@ class RTMDetEnd2End(nn.Module):
                                             self.max_per_img, self.iou_thr,
                                             self.score_thr)
         batch_index, box_index = selected[:, 0], selected[:, 2]
-        return (batch_index, boxes[batch_index, box_index],
-                scores[batch_index, box_index], labels[batch_index,
-                                                       box_index])
+        dets = (batch_index, boxes[batch_index, box_index],
+                scores[batch_index, box_index], labels[batch_index, box_index])
+        if not self.with_masks:
+            return dets
+        kernels = torch.cat(all_kernels, dim=1)[batch_index, box_index]
+        priors = torch.cat(all_priors, dim=1)[batch_index, box_index]
+        masks = self._mask_logits(outs[3][batch_index], kernels, priors)
+        return dets + (masks, )
+
+    def _mask_logits(self, mask_feat: Tensor, kernels: Tensor,
+                     priors: Tensor) -> Tensor:
+        """mmdet's ``_mask_predict_by_feat_single`` for (M,) instances,
+        then the logits upsampled by the mask stride to the input size."""
+        head = self.model.bbox_head
+        num_inst = kernels.shape[0]
+        h, w = mask_feat.shape[-2:]
+        coord = head.prior_generator.single_level_grid_priors(
+            (h, w), level_idx=0, device=mask_feat.device).reshape(1, -1, 2)
+        points = priors[:, :2].reshape(-1, 1, 2)
+        strides = priors[:, 2:].reshape(-1, 1, 2)
+        relative = (points - coord).permute(0, 2, 1) / (
+            strides[..., 0].reshape(-1, 1, 1) * 8)
+        feat = torch.cat(
+            [relative, mask_feat.reshape(num_inst, -1, h * w)], dim=1)
+        n_layers = len(head.weight_nums)
+        params = torch.split(
+            kernels, list(head.weight_nums) + list(head.bias_nums), dim=1)
+        for i in range(n_layers):
+            weight = params[i].reshape(num_inst, -1, feat.shape[1])
+            bias = params[n_layers + i].reshape(num_inst, -1, 1)
+            feat = torch.bmm(weight, feat) + bias
+            if i < n_layers - 1:
+                feat = feat.relu()
+        logits = feat.reshape(1, num_inst, h, w)
+        stride = head.prior_generator.strides[0][0]
+        logits = F.interpolate(logits, scale_factor=stride, mode='bilinear')
+        return logits[0]

@@ -52,8 +52,8 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
     ``device_ids=[LOCAL_RANK]``. DDP accepts ``device_ids`` only for a module
     on a single GPU, so they are dropped here when the module's parameters
     are on the CPU (where SyncBN layers, which torch only synchronises on
-    GPUs, are reverted to BN); everything else (``train_step``, ``val_step``, ...) is
-    MMEngine's wrapper unchanged.
+    GPUs, are reverted to BN); everything else (``train_step``,
+    ``val_step``, ...) is MMEngine's wrapper unchanged.
 
     Args:
         module (nn.Module): The model to wrap.
@@ -67,8 +67,11 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         param = next(module.parameters(), None)
         if param is not None and param.device.type == 'cpu':
             device_ids = None
-            if any(isinstance(m, torch.nn.SyncBatchNorm)
-                   for m in module.modules()):
+            sync_bns = [
+                m for m in module.modules()
+                if isinstance(m, torch.nn.SyncBatchNorm)
+            ]
+            if sync_bns:
                 # torch's SyncBatchNorm cannot synchronise CPU tensors.
                 module = revert_sync_batchnorm(module)
                 print_log(

@@ -2,12 +2,12 @@
 
 Two graphs:
 
-* ``--mode end2end`` (RTMDet, RTMDet-Ins boxes): image to final detections,
+* ``--mode end2end`` (RTMDet, RTMDet-Ins): image to final detections,
   box decoding and NMS inside (ONNX ``NonMaxSuppression``); inputs
   ``input``, ``img_shape``, ``rescale``, outputs ``batch_index``,
-  ``boxes``, ``scores``, ``labels``. ``tools/test.py CONFIG FILE --backend
-  onnxruntime|openvino`` evaluates it, ``demo/image_demo.py --backend``
-  draws it.
+  ``boxes``, ``scores``, ``labels`` (and mask logits ``masks``).
+  ``tools/test.py CONFIG FILE --backend onnxruntime|openvino`` evaluates
+  it, ``demo/image_demo.py --backend`` draws it.
 * ``--mode features``: backbone + neck outputs, for any config.
 
 The file is then run with ONNX Runtime (and ``--check-backend openvino``)

@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils.bf16_support import check_native_bf16
 from ..utils.weight_layouts import (convert_to_mmfasternet,
                                     detect_spatial_mixer)
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
@@ -505,7 +506,13 @@ class FasterNet(BaseModule):
                 CPUs with AMX / AVX512-BF16 and on recent GPUs; about 1%
                 feature error). Outputs are cast back to the input dtype, so
                 the neck and heads are unaffected. Default: False.
+
+        Raises:
+            RuntimeError: If ``bf16`` is set and the parameters' device does
+                not run bf16 natively (see :func:`check_native_bf16`).
         """
+        if bf16:
+            check_native_bf16(next(self.parameters()).device.type)
         self.deploy_bf16 = bf16
         if self.deployed:
             return

@@ -1,0 +1,378 @@
+"""PyTorch against ONNX Runtime and OpenVINO on FasterNet, in one run.
+
+Models (random weights, random BN statistics, fp32, batch 1):
+
+* FasterNet-T0 and FasterNet-S backbones at 1x3x800x1344 (the four stage
+  outputs, with their norms);
+* the whole RTMDet-T0 network at 1x3x640x640 (backbone, neck, head; like
+  RTMDet's published latencies, without box decoding and NMS, whose cost
+  with random weights depends only on how many boxes pass the threshold).
+
+Engines, every one timed in the same interleaved rounds (A B C ... A B C):
+PyTorch eager, our deploy mode (``switch_to_deploy()``), ONNX Runtime and
+OpenVINO on the ONNX file of the eager model (``pconv_forward='split_cat'``),
+and both engines again on the file exported with ``pconv_forward='slicing'``
+(the official code's PConv). Two compute-bound references run in the same
+rounds: ``torch.mm`` (the GEMM peak) and the same GEMM as a channels-last
+1x1 convolution (oneDNN). Reported: medians with min-max, ratios against
+PyTorch eager, GFLOP/s and the fraction of the GEMM peak (backbone FLOPs
+counted on the eager model), ONNX file sizes. JSON and a markdown table go
+to ``work_dirs/benchmarks/``.
+
+Examples::
+
+    python benchmarks/deploy_speed.py            # 7 rounds, ~4 minutes here
+    python benchmarks/deploy_speed.py --quick    # toy sizes, 2 rounds
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from mmfasternet.deploy import build_backend
+from mmfasternet.models import FasterNet
+from mmfasternet.models.backbones.fasternet import PartialConv
+
+RTMDET_CONFIG = 'configs/rtmdet_fasternet_t0_8xb32-300e_coco.py'
+ENGINES = ('ort', 'openvino')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--repeat', type=int, default=7, help='rounds')
+    parser.add_argument('--warmup', type=int, default=2, help='rounds')
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        default=['t0', 's', 'rtmdet-t0'],
+        choices=['t0', 's', 'rtmdet-t0'])
+    parser.add_argument(
+        '--quick', action='store_true', help='toy sizes, 2 rounds, 1 warmup')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='also print where ONNX Runtime spends its time (by module and '
+        'by operator type, from its profiler; a separate, untimed pass)')
+    parser.add_argument(
+        '--out-dir', default='work_dirs/benchmarks', help='JSON + markdown')
+    return parser.parse_args()
+
+
+def cpu_banner() -> str:
+    model, flags = None, set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name') and model is None:
+                    model = line.split(':', 1)[1].strip()
+                elif line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    model = model or platform.processor() or 'unknown CPU'
+    isa = torch.backends.cpu.get_cpu_capability()
+    bf16 = sorted(flags & {'avx512_bf16', 'amx_bf16'}) or ['none']
+    return (f'{model}; {os.cpu_count()} CPUs; torch {torch.__version__} '
+            f'ISA {isa}; native bf16: {", ".join(bf16)}')
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
+                m.running_mean.copy_(torch.rand(n, generator=gen) * 0.4 - .2)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+    return model.eval()
+
+
+class RTMDetNetwork(nn.Module):
+    """Backbone, neck and head outputs (``mode='tensor'``), flattened."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        cls_scores, bbox_preds = self.detector(x, mode='tensor')[:2]
+        return tuple(cls_scores) + tuple(bbox_preds)
+
+
+def build(name: str) -> Tuple[nn.Module, nn.Module]:
+    """(model to run, its FasterNet backbone)."""
+    torch.manual_seed(0)
+    if name == 'rtmdet-t0':
+        cfg = Config.fromfile(RTMDET_CONFIG)
+        cfg.model.backbone.init_cfg = None
+        init_default_scope('mmdet')
+        from mmengine.model import revert_sync_batchnorm
+        detector = revert_sync_batchnorm(MODELS.build(cfg.model))
+        model = randomize_bn(RTMDetNetwork(detector))
+        return model, detector.backbone
+    backbone = randomize_bn(FasterNet(arch=name))
+    return backbone, backbone
+
+
+def set_pconv_forward(model: nn.Module, mode: str) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, PartialConv):
+            m.pconv_forward = mode
+    return model
+
+
+def export(model: nn.Module, x: torch.Tensor, path: str) -> float:
+    """Export with the TorchScript exporter; return the file size in MiB."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(model, (x, ), path, opset_version=17, dynamo=False)
+    return osp.getsize(path) / 2**20
+
+
+def gflop(model: nn.Module, x: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def peak_references(n: int = 2048) -> Dict[str, Tuple[Callable, float]]:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    x = torch.rand(1, n // 2, 64,
+                   64).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n // 2, n // 2, 1, 1)
+    return {
+        'gemm (torch.mm)': (lambda: torch.mm(a, b), 2 * n**3 / 1e9),
+        'conv1x1 (oneDNN)': (lambda: torch.nn.functional.conv2d(x, w),
+                             2 * 64 * 64 * (n // 2)**2 / 1e9),
+    }
+
+
+def max_rel_error(ref, got) -> float:
+    return max(
+        float((torch.as_tensor(g) - r).abs().max() / r.abs().max())
+        for r, g in zip(ref, got))
+
+
+def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
+    """Callables to time, and the facts to report about them."""
+    model, _ = build(name)
+    x = torch.randn(1, 3, *shape)
+    facts = dict(input=f'1x3x{shape[0]}x{shape[1]}', gflop=gflop(model, x))
+    deploy = copy.deepcopy(model)
+    for m in deploy.modules():
+        if isinstance(m, FasterNet):
+            m.switch_to_deploy()
+    runs = {
+        'PyTorch eager': lambda: model(x),
+        'PyTorch deploy': lambda: deploy(x),
+    }
+    with torch.no_grad():
+        ref = [t for t in model(x)]
+    facts['rel_error'] = {}
+    facts['onnx_mib'] = {}
+    x_np = x.numpy()
+    for pconv in ('split_cat', 'slicing'):
+        path = osp.join(tmp, f'{name}_{pconv}.onnx')
+        exported = set_pconv_forward(copy.deepcopy(model), pconv)
+        facts['onnx_mib'][pconv] = export(exported, x, path)
+        for engine in ENGINES:
+            runner = build_backend(
+                'onnxruntime' if engine == 'ort' else 'openvino', path)
+            label = f'{"ONNX Runtime" if engine == "ort" else "OpenVINO"}'
+            if pconv == 'slicing':
+                label += ' (slicing)'
+            runs[label] = lambda r=runner: r([x_np])
+            facts['rel_error'][label] = max_rel_error(ref, runner([x_np]))
+    with torch.no_grad():
+        facts['rel_error']['PyTorch deploy'] = max_rel_error(ref, deploy(x))
+    return runs, facts
+
+
+HEAD_KEYS = ('bbox_head', 'cls_convs', 'reg_convs', 'rtm_cls', 'rtm_reg')
+
+
+def module_group(node: str) -> str:
+    """'backbone/stages.2', 'neck', 'bbox_head', a bare backbone's
+    'stages.2', or 'unscoped' (nodes ONNX Runtime made by fusion)."""
+    parts = [p for p in node.split('/') if p]
+    if any(k in node for k in HEAD_KEYS):
+        return 'bbox_head'
+    if 'neck' in parts:
+        return 'neck'
+    if 'backbone' in parts:
+        i = parts.index('backbone')
+        return '/'.join(parts[i:i + 2])
+    if len(parts) > 1:
+        return parts[0]
+    return 'unscoped'
+
+
+def ort_profile(path: str, x, rounds: int = 3) -> Dict[str, dict]:
+    """ONNX Runtime's own per-node times, summed by module and op type."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = path[:-5] + '_ort_profile'
+    session = ort.InferenceSession(
+        path, options, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    for _ in range(rounds):
+        session.run(None, {name: x})
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    by_module: Dict[str, float] = {}
+    by_op: Dict[str, float] = {}
+    for event in events:
+        kernel = event['name'].endswith('_kernel_time')
+        if event.get('cat') != 'Node' or not kernel:
+            continue
+        node = event['name'][:-len('_kernel_time')]
+        module = module_group(node)
+        op = event['args'].get('op_name', '?')
+        by_module[module] = by_module.get(module, 0.0) + event['dur']
+        by_op[op] = by_op.get(op, 0.0) + event['dur']
+    total = sum(by_op.values())
+    return {
+        'by_module': {
+            k: v / total
+            for k, v in sorted(by_module.items(), key=lambda i: -i[1])
+        },
+        'by_op': {
+            k: v / total
+            for k, v in sorted(by_op.items(), key=lambda i: -i[1])
+        },
+        'total_ms_per_run': total / rounds / 1e3,
+    }
+
+
+def time_interleaved(runs: Dict[str, Callable], repeat: int,
+                     warmup: int) -> Dict[str, List[float]]:
+    times = {k: [] for k in runs}
+    with torch.no_grad():
+        for r in range(warmup + repeat):
+            for k, run in runs.items():
+                start = time.perf_counter()
+                run()
+                if r >= warmup:
+                    times[k].append(time.perf_counter() - start)
+    return times
+
+
+def summarize(name: str, times, facts, peaks) -> dict:
+    peak_rates = {
+        k: work / statistics.median(times[k])
+        for k, (_, work) in peaks.items()
+    }
+    gemm = peak_rates['gemm (torch.mm)']
+    onednn = peak_rates['conv1x1 (oneDNN)']
+    eager = statistics.median(times['PyTorch eager'])
+    rows = {}
+    for k, values in times.items():
+        if k in peaks:
+            continue
+        med = statistics.median(values)
+        rate = facts['gflop'] / med
+        rows[k] = dict(
+            median_s=med,
+            min_s=min(values),
+            max_s=max(values),
+            ratio_vs_eager=med / eager,
+            gflops_per_s=rate,
+            fraction_of_gemm=rate / gemm,
+            fraction_of_onednn_conv=rate / onednn,
+            rel_error_vs_eager=facts['rel_error'].get(k, 0.0))
+    return dict(
+        model=name,
+        peaks_gflops_per_s=peak_rates,
+        rows=rows,
+        **{
+            k: v
+            for k, v in facts.items() if k != 'rel_error'
+        })
+
+
+def markdown(results: List[dict]) -> str:
+    lines = [
+        '| model | engine | time (min-max) | vs eager | GFLOP/s | '
+        'of GEMM peak | of oneDNN 1x1 | rel. error |', '|---' * 8 + '|'
+    ]
+    for res in results:
+        for k, r in res['rows'].items():
+            lines.append(
+                f'| {res["model"]} {res["input"]} | {k} | '
+                f'{r["median_s"]:.3f} s ({r["min_s"]:.3f}-{r["max_s"]:.3f})'
+                f' | {r["ratio_vs_eager"]:.2f} | {r["gflops_per_s"]:.0f} | '
+                f'{r["fraction_of_gemm"]:.0%} | '
+                f'{r["fraction_of_onednn_conv"]:.0%} | '
+                f'{r["rel_error_vs_eager"]:.1e} |')
+    lines.append('')
+    lines.append('| model | ONNX split_cat | ONNX slicing | GEMM peak | '
+                 'oneDNN 1x1 peak |')
+    lines.append('|---|---|---|---|---|')
+    for res in results:
+        p = res['peaks_gflops_per_s']
+        lines.append(f'| {res["model"]} | {res["onnx_mib"]["split_cat"]:.2f}'
+                     f' MiB | {res["onnx_mib"]["slicing"]:.2f} MiB | '
+                     f'{p["gemm (torch.mm)"]:.0f} GFLOP/s | '
+                     f'{p["conv1x1 (oneDNN)"]:.0f} GFLOP/s |')
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.quick:
+        args.repeat, args.warmup = 2, 1
+    sizes = {'t0': (800, 1344), 's': (800, 1344), 'rtmdet-t0': (640, 640)}
+    if args.quick:
+        sizes = {'t0': (128, 160), 's': (128, 160), 'rtmdet-t0': (128, 128)}
+    banner = cpu_banner()
+    print(banner)
+    print(f'torch threads {torch.get_num_threads()}; engines use their '
+          'default thread pools')
+    peaks = peak_references(512 if args.quick else 2048)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            runs, facts = candidates_for(name, sizes[name], tmp)
+            runs.update({k: fn for k, (fn, _) in peaks.items()})
+            times = time_interleaved(runs, args.repeat, args.warmup)
+            results.append(summarize(name, times, facts, peaks))
+            if args.profile:
+                x = torch.randn(1, 3, *sizes[name]).numpy()
+                prof = ort_profile(osp.join(tmp, f'{name}_split_cat.onnx'), x)
+                results[-1]['ort_profile'] = prof
+                print(f'ONNX Runtime profile of {name} '
+                      f'({prof["total_ms_per_run"]:.0f} ms of kernels/run):')
+                for key in ('by_module', 'by_op'):
+                    top = list(prof[key].items())[:10]
+                    print(f'  {key}: ' + ', '.join(f'{k} {v:.0%}'
+                                                   for k, v in top))
+            print(markdown(results[-1:]), flush=True)
+    table = markdown(results)
+    os.makedirs(args.out_dir, exist_ok=True)
+    stem = osp.join(args.out_dir, 'deploy_speed' + ('_quick' * args.quick))
+    with open(stem + '.json', 'w') as f:
+        json.dump(
+            dict(cpu=banner, repeat=args.repeat, results=results), f, indent=2)
+    with open(stem + '.md', 'w') as f:
+        f.write(f'{banner}\n\n{table}\n')
+    print(f'\n{table}\nwritten {stem}.json, {stem}.md')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,269 @@
+"""Timing utilities shared by ``tools/benchmark.py`` and ``benchmarks/``.
+
+Candidates are timed interleaved (A B C A B C ...) so that machine noise
+hits all of them alike; each keeps its per-round samples, summarized as
+median and min-max. The fp32 peak a model is compared against is measured
+the same way (see :func:`peak_candidates`): its best round is the ceiling,
+so a fraction of peak above 100% can only come from noise, which the
+spreads report.
+
+Example:
+    >>> samples = time_interleaved({'a': f, 'b': g}, rounds=5, warmup=1)
+    >>> peaks = time_interleaved(peak_candidates(), rounds=5, warmup=1)
+    >>> peak = best_gflops(peaks, peak_candidates_gflop())
+    >>> print(cpu_banner()); print(summarize(samples['a']))
+"""
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+import torch
+
+from .models.utils.bf16_support import cpu_flags, native_bf16_missing
+
+#: CPU flags that matter for these benchmarks, in the banner's order.
+BANNER_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+
+
+def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
+                     rounds: int = 5,
+                     warmup: int = 1,
+                     progress: bool = False) -> Dict[str, List[float]]:
+    """Time candidates in interleaved rounds, each round running each once.
+
+    Runs under ``torch.no_grad()``.
+
+    Args:
+        candidates (Mapping[str, Callable[[], Any]]): Zero-argument callables
+            by name (bind inputs with a lambda or ``functools.partial``).
+        rounds (int): Timed rounds. Default: 5.
+        warmup (int): Untimed rounds first. Default: 1.
+        progress (bool): Show an mmengine progress bar on stderr.
+            Default: False.
+
+    Returns:
+        Dict[str, List[float]]: Seconds per call, one sample per round.
+    """
+    samples = {name: [] for name in candidates}
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar((rounds + warmup) * len(candidates), file=sys.stderr)
+    with torch.no_grad():
+        for r in range(warmup + rounds):
+            for name, run in candidates.items():
+                start = time.perf_counter()
+                run()
+                elapsed = time.perf_counter() - start
+                if r >= warmup:
+                    samples[name].append(elapsed)
+                if bar is not None:
+                    bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    return samples
+
+
+def summarize(samples: List[float]) -> Dict[str, float]:
+    """Median and min-max of one candidate's samples.
+
+    Args:
+        samples (List[float]): Seconds per call.
+
+    Returns:
+        Dict[str, float]: ``median_s``, ``min_s``, ``max_s`` and
+        ``spread`` ((max - min) / median).
+    """
+    median = statistics.median(samples)
+    return dict(
+        median_s=median,
+        min_s=min(samples),
+        max_s=max(samples),
+        spread=(max(samples) - min(samples)) / median)
+
+
+def ratio_spread(num: List[float], den: List[float]) -> Dict[str, float]:
+    """Ratio of two interleaved candidates, round by round.
+
+    Args:
+        num (List[float]): Samples of the numerator, one per round.
+        den (List[float]): Samples of the denominator, same rounds.
+
+    Returns:
+        Dict[str, float]: ``median``, ``min`` and ``max`` of the per-round
+        ratios (the rounds share the machine's state, so their ratio is
+        steadier than the ratio of medians of noisy samples).
+    """
+    ratios = [a / b for a, b in zip(num, den)]
+    return dict(
+        median=statistics.median(ratios), min=min(ratios), max=max(ratios))
+
+
+def peak_candidates(n: int = 2048) -> Dict[str, Callable[[], Any]]:
+    """Compute-bound fp32 kernels whose best rate is the same-run peak.
+
+    ``gemm`` is an ``n x n`` ``torch.mm`` (MKL / OpenBLAS); ``conv1x1`` is
+    a GEMM of the same kind run as a channels-last 1x1 convolution, i.e.
+    through oneDNN, the library every FasterNet convolution uses. On some
+    CPUs the two differ by 2x; the faster one is the ceiling. Time them
+    with :func:`time_interleaved`, beside the candidates or in their own
+    rounds, and turn the samples into GFLOP/s with :func:`best_gflops`.
+
+    Args:
+        n (int): GEMM size. Default: 2048.
+
+    Returns:
+        Dict[str, Callable[[], Any]]: ``'gemm'`` and ``'conv1x1'``.
+    """
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    x = torch.rand(1, n // 2, 64,
+                   64).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n // 2, n // 2, 1, 1)
+    return {
+        'gemm': lambda: torch.mm(a, b),
+        'conv1x1': lambda: torch.nn.functional.conv2d(x, w),
+    }
+
+
+def peak_candidates_gflop(n: int = 2048) -> Dict[str, float]:
+    """GFLOP of one call of each :func:`peak_candidates` kernel.
+
+    Args:
+        n (int): The same GEMM size. Default: 2048.
+
+    Returns:
+        Dict[str, float]: GFLOP by kernel name.
+    """
+    return {'gemm': 2 * n**3 / 1e9, 'conv1x1': 2 * 64 * 64 * (n // 2)**2 / 1e9}
+
+
+def best_gflops(samples: Mapping[str, List[float]],
+                gflop: Mapping[str, float]) -> Dict[str, Any]:
+    """The peak from timed kernels: the best round of the fastest kernel.
+
+    Args:
+        samples (Mapping[str, List[float]]): Samples that include the
+            kernels named in ``gflop`` (other names are ignored).
+        gflop (Mapping[str, float]): GFLOP per call of each kernel.
+
+    Returns:
+        dict: ``peak_gflops`` (best round, the ceiling), ``median_gflops``
+        and ``min_gflops`` of the kernel that reached it, ``kernel`` (its
+        name) and ``kernels`` (each kernel's best GFLOP/s).
+    """
+    best = {name: work / min(samples[name]) for name, work in gflop.items()}
+    kernel = max(best, key=best.get)
+    return dict(
+        peak_gflops=best[kernel],
+        median_gflops=gflop[kernel] / statistics.median(samples[kernel]),
+        min_gflops=gflop[kernel] / max(samples[kernel]),
+        kernel=kernel,
+        kernels=best)
+
+
+def gemm_peak_gflops(rounds: int = 5,
+                     warmup: int = 1,
+                     n: int = 2048) -> Dict[str, Any]:
+    """Same-run fp32 peak measured in its own interleaved rounds.
+
+    Use it when the candidates cannot share rounds with the peak kernels;
+    otherwise add :func:`peak_candidates` to the candidates.
+
+    Args:
+        rounds (int): Timed rounds. Default: 5.
+        warmup (int): Untimed rounds first. Default: 1.
+        n (int): GEMM size. Default: 2048.
+
+    Returns:
+        dict: As :func:`best_gflops`.
+    """
+    samples = time_interleaved(peak_candidates(n), rounds, warmup)
+    return best_gflops(samples, peak_candidates_gflop(n))
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else ``platform``).
+
+    Returns:
+        str: E.g. ``'AMD EPYC 7B13'``.
+    """
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def has_native_bf16(device: str = 'cpu') -> bool:
+    """Whether ``device`` runs bf16 natively (AMX / AVX512-BF16, or CUDA).
+
+    Args:
+        device (str): ``'cpu'`` or a CUDA device. Default: 'cpu'.
+
+    Returns:
+        bool: See :func:`~mmfasternet.models.utils.bf16_support.\
+native_bf16_missing`.
+    """
+    return native_bf16_missing(device) is None
+
+
+def cpu_banner() -> str:
+    """One line: CPU model, cores, torch threads, ISA flags, bf16 support.
+
+    Returns:
+        str: E.g. ``'CPU: AMD EPYC 7B13, 2 cores, 2 torch threads; torch
+        dispatch AVX2; flags avx2 (no avx512f avx512_bf16 amx_tile
+        amx_bf16); native bf16: no'``.
+    """
+    flags = cpu_flags()
+    present = [f for f in BANNER_FLAGS if f in flags]
+    absent = [f for f in BANNER_FLAGS if f not in flags]
+    flag_text = ' '.join(present) or 'none'
+    if absent:
+        flag_text += f' (no {" ".join(absent)})'
+    native = 'yes' if has_native_bf16('cpu') else 'no'
+    return (f'CPU: {cpu_model()}, {os.cpu_count()} cores, '
+            f'{torch.get_num_threads()} torch threads; torch dispatch '
+            f'{torch.backends.cpu.get_cpu_capability()}; flags {flag_text}; '
+            f'native bf16: {native}')
+
+
+def cpu_info() -> Dict[str, Any]:
+    """The banner's facts as a dict, for JSON outputs.
+
+    Returns:
+        dict: ``model``, ``cores``, ``threads``, ``capability``, ``flags``
+        (the :data:`BANNER_FLAGS` present), ``native_bf16`` and ``torch``.
+    """
+    flags = cpu_flags()
+    return dict(
+        model=cpu_model(),
+        cores=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        capability=torch.backends.cpu.get_cpu_capability(),
+        flags=[f for f in BANNER_FLAGS if f in flags],
+        native_bf16=has_native_bf16('cpu'),
+        torch=torch.__version__)
+
+
+def fraction_of_peak(gflop: float, seconds: float,
+                     peak: Dict[str, Any]) -> Optional[float]:
+    """Achieved GFLOP/s as a fraction of :func:`best_gflops`'s peak.
+
+    Args:
+        gflop (float): Work of one call.
+        seconds (float): Time of one call (e.g. a median).
+        peak (dict): From :func:`best_gflops` / :func:`gemm_peak_gflops`.
+
+    Returns:
+        float | None: The fraction, None when ``gflop`` is unknown (0).
+    """
+    if not gflop:
+        return None
+    return gflop / seconds / peak['peak_gflops']

@@ -1,0 +1,129 @@
+"""bf16 deploy is refused where the device does not run bf16 natively.
+
+The capability check is faked both ways, so these tests pass on any CPU.
+"""
+import argparse
+import importlib.util
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmfasternet import benchmarking
+from mmfasternet.models import FasterNet
+from mmfasternet.models.utils import bf16_support
+from tool_runner import REPO
+
+
+def fake_cpu(monkeypatch, capability: str, flags: set) -> None:
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability',
+                        lambda: capability)
+    monkeypatch.setattr(bf16_support, 'cpu_flags', lambda: frozenset(flags))
+
+
+@pytest.mark.parametrize('capability, flags, native', [
+    ('AVX2', {'avx2', 'fma'}, False),
+    ('AVX512', {'avx2', 'avx512f'}, False),
+    ('AVX512', {'avx2', 'avx512f', 'avx512_bf16'}, True),
+    ('AVX512', {'avx512f', 'amx_tile', 'amx_bf16'}, True),
+    ('AMX', set(), True),
+])
+def test_cpu_detection(monkeypatch, capability, flags, native):
+    fake_cpu(monkeypatch, capability, flags)
+    assert (bf16_support.native_bf16_missing('cpu') is None) == native
+    assert benchmarking.has_native_bf16('cpu') == native
+    assert ('native bf16: yes' in benchmarking.cpu_banner()) == native
+
+
+def test_cuda_detection(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    for supported in (True, False):
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: supported)
+        missing = bf16_support.native_bf16_missing('cuda:0')
+        assert (missing is None) == supported
+
+
+def test_switch_to_deploy_refuses_emulated_bf16(monkeypatch):
+    fake_cpu(monkeypatch, 'AVX2', {'avx2'})
+    model = FasterNet(arch='t0')
+    with pytest.raises(RuntimeError, match='AVX512-BF16 nor AMX') as info:
+        model.switch_to_deploy(bf16=True)
+    assert 'fp32 deploy' in str(info.value)
+    assert not model.deployed and not model.deploy_bf16
+    model.switch_to_deploy()  # fp32 deploy is always allowed
+    assert model.deployed
+
+
+def test_switch_to_deploy_accepts_native_bf16(monkeypatch):
+    fake_cpu(monkeypatch, 'AVX512', {'avx512f', 'amx_bf16'})
+    model = FasterNet(arch='t0')
+    model.switch_to_deploy(bf16=True)
+    assert model.deployed and model.deploy_bf16
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert all(o.dtype == torch.float32 for o in outs)
+
+
+def load_script(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_tool_refuses_emulated_bf16(monkeypatch, capsys):
+    fake_cpu(monkeypatch, 'AVX2', {'avx2'})
+    test_tool = load_script('test_tool', 'tools/test.py')
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', 'configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py',
+        'missing.pth', '--bf16'
+    ])
+    with pytest.raises(SystemExit, match='--bf16 refused.*--deploy'):
+        test_tool.main()
+
+
+@pytest.mark.parametrize('native', [False, True])
+def test_benchmark_marks_emulated_bf16(monkeypatch, native):
+    bench = load_script('benchmark_tool', 'tools/benchmark.py')
+    monkeypatch.setattr(bench, 'has_native_bf16', lambda device: native)
+    # Native bf16 is faked here, so the library's own check must be too.
+    fake_cpu(monkeypatch, 'AVX512' if native else 'AVX2',
+             {'amx_bf16'} if native else set())
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile('configs/mask_rcnn_fasternet_t0_fpn_1x_coco.py')
+    args = argparse.Namespace(
+        mode='backbone',
+        batch_size=1,
+        shape=[64, 64],
+        bf16=True,
+        no_reference=True)
+    candidates, _, _, skipped = bench.make_candidates(cfg, args)
+    assert ('ours-bf16' in candidates) == native
+    assert skipped == ({} if native else {'ours-bf16': 'no native bf16'})
+    samples = {
+        'ours-eager': [2., 1., 3.],
+        'gemm': [1., 2., 2.],
+        'conv1x1': [1., 1., 1.]
+    }
+    table = bench.tabulate(samples, 1, 1., {}, skipped)
+    assert ('skipped' in table['rows'].get('ours-bf16', {})) != native
+
+
+def test_summaries():
+    stats = benchmarking.summarize([3., 1., 2.])
+    assert stats == dict(median_s=2., min_s=1., max_s=3., spread=1.)
+    ratio = benchmarking.ratio_spread([2., 4.], [1., 1.])
+    assert ratio == dict(median=3., min=2., max=4.)
+    gflop = benchmarking.peak_candidates_gflop(64)
+    peak = benchmarking.best_gflops({
+        'gemm': [1., 2.],
+        'conv1x1': [100.]
+    }, gflop)
+    assert peak['kernel'] == 'gemm'
+    assert peak['peak_gflops'] == gflop['gemm']
+    assert peak['min_gflops'] == gflop['gemm'] / 2
+    samples = benchmarking.time_interleaved(
+        benchmarking.peak_candidates(64), rounds=2, warmup=1)
+    assert {k: len(v) for k, v in samples.items()} == {'gemm': 2, 'conv1x1': 2}
