@@ -69,14 +69,15 @@ def count(model: FasterNet, shape) -> dict:
         macs_224=int(analyzer.total()))
 
 
-def time_group(models: Dict[str, FasterNet], shape, threads: int,
-               repeat: int, warmup: int) -> Dict[str, dict]:
+def time_group(models: Dict[str, FasterNet], shape, threads: int, repeat: int,
+               warmup: int) -> Dict[str, dict]:
     torch.set_num_threads(threads)
     x = torch.rand(*shape)
     runners = {name: (lambda m=m: m(x)) for name, m in models.items()}
     times = time_interleaved(runners, rounds=repeat, warmup=warmup)
     return {
-        name: dict(
+        name:
+        dict(
             median_ms=1e3 * statistics.median(v),
             min_ms=1e3 * min(v),
             max_ms=1e3 * max(v))
@@ -93,8 +94,8 @@ def write_markdown(path: str, result: dict) -> None:
         '[min-max] in ms; `vs pconv` is the ratio of medians to the PConv '
         'model of the same arch in the same run.', '',
         '| arch | mixer | params (M) | GFLOPs 224 | ' +
-        ' | '.join(f'{c} ms | vs pconv' for c in cols) + ' |',
-        '|' + '---|' * (4 + 2 * len(cols))
+        ' | '.join(f'{c} ms | vs pconv'
+                   for c in cols) + ' |', '|' + '---|' * (4 + 2 * len(cols))
     ]
     for arch, rows in result['archs'].items():
         for name, row in rows.items():
@@ -128,8 +129,10 @@ def write_chart(path: str, result: dict) -> None:
                 result['archs'][a]['pconv']['latency'][col]['median_ms']
                 for a in archs
             ]
-            ax.bar([j + (i - len(names) / 2 + 0.5) * width
-                    for j in range(len(archs))],
+            ax.bar([
+                j + (i - len(names) / 2 + 0.5) * width
+                for j in range(len(archs))
+            ],
                    values,
                    width,
                    label=name)
@@ -186,17 +189,16 @@ def main():
             rows, models = {}, {}
             for name, kwargs in specs.items():
                 model = build(arch, kwargs)
-                rows[name] = dict(kwargs=kwargs, **count(model, (1, 3, 224,
-                                                                 224)))
+                rows[name] = dict(
+                    kwargs=kwargs, **count(model, (1, 3, 224, 224)))
                 model.switch_to_deploy()
                 models[name] = model
-            print(f'{arch.upper()}: timing {len(models)} variants',
-                  flush=True)
+            print(f'{arch.upper()}: timing {len(models)} variants', flush=True)
             timed = [
                 time_group(models, (1, 3, 224, 224), 1, args.repeat,
                            args.warmup),
-                time_group(models, (1, 3, 224, 224), all_threads,
-                           args.repeat, args.warmup),
+                time_group(models, (1, 3, 224, 224), all_threads, args.repeat,
+                           args.warmup),
                 time_group(models, (1, 3, h, w), all_threads,
                            args.repeat_large, args.warmup),
             ]

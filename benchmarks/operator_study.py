@@ -109,8 +109,7 @@ def describe_cell(name: str, fmap) -> dict:
         macs_counted=counted_macs(build_stack(name, c), (1, c, h, w)),
         memory_access_elements=LAYERS * mixer_memory_access(mixer, c, h, w))
     if forward:
-        cell['copy_elements'] = LAYERS * mixer_copy_elements(
-            forward, c, h, w)
+        cell['copy_elements'] = LAYERS * mixer_copy_elements(forward, c, h, w)
     if cell['macs_counted'] != macs:
         raise RuntimeError(f'{name} at {cell["feature_map"]}: analytic '
                            f'{macs} vs counted {cell["macs_counted"]} MACs')
@@ -131,9 +130,10 @@ def run_setting(setting: dict, cells: List[dict], args) -> Dict[str, dict]:
     torch.set_num_threads(setting['threads'])
     batch = setting['batch']
     runners = {
-        f'{cell["operator"]}@{cell["feature_map"]}': make_runner(
-            cell['operator'],
-            tuple(int(v) for v in cell['feature_map'].split('x')), batch)
+        f'{cell["operator"]}@{cell["feature_map"]}':
+        make_runner(cell['operator'],
+                    tuple(int(v)
+                          for v in cell['feature_map'].split('x')), batch)
         for cell in cells
     }
     times = time_interleaved(
@@ -207,8 +207,10 @@ def write_markdown(path: str, result: dict) -> None:
             row += (f' {m["median_ms"]:.2f} [{m["min_ms"]:.2f}-'
                     f'{m["max_ms"]:.2f}] | {m["gflops"]:.1f} |')
         lines.append(row)
-    lines += ['', '| average GFLOPS | ' + ' | '.join(names) + ' |',
-              '|---|' + '---|' * len(names)]
+    lines += [
+        '', '| average GFLOPS | ' + ' | '.join(names) + ' |',
+        '|---|' + '---|' * len(names)
+    ]
     for name, (_, _, label) in OPERATORS.items():
         lines.append(f'| {label} | ' + ' | '.join(
             f'{result["summary"][n]["average_gflops"][name]:.1f}'
@@ -233,8 +235,10 @@ def write_chart(path: str, result: dict) -> None:
         rows = result['measured'][setting['name']]
         for i, (name, (_, _, label)) in enumerate(OPERATORS.items()):
             values = [rows[f'{name}@{f}']['gflops'] for f in fmaps]
-            ax.bar([j + (i - len(OPERATORS) / 2 + 0.5) * width
-                    for j in range(len(fmaps))],
+            ax.bar([
+                j + (i - len(OPERATORS) / 2 + 0.5) * width
+                for j in range(len(fmaps))
+            ],
                    values,
                    width,
                    label=label)
@@ -287,12 +291,14 @@ def main():
         for fmap in FEATURE_MAPS
     ]
     print('FLOPs: analytic == counted for all '
-          f'{len(cells)} cells', flush=True)
+          f'{len(cells)} cells',
+          flush=True)
     measured = {}
     with torch.no_grad():
         for setting in settings:
-            print(f'timing {setting["title"]} ({setting["repeat"]} rounds)',
-                  flush=True)
+            print(
+                f'timing {setting["title"]} ({setting["repeat"]} rounds)',
+                flush=True)
             measured[setting['name']] = run_setting(setting, cells, args)
     torch.set_num_threads(all_threads)
     result = dict(

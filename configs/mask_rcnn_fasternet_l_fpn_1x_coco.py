@@ -7,5 +7,7 @@ model = dict(
     backbone=dict(
         arch='l',
         drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/fasternet_l-epoch.299-val_acc1.83.5060.pth')),
+        init_cfg=dict(
+            checkpoint='checkpoints/fasternet_l-epoch.299-val_acc1.83.5060.pth'
+        )),
     neck=dict(in_channels=[192, 384, 768, 1536]))

@@ -1,4 +1,4 @@
-"""Raise the C++ standard in mmcv's ``setup.py`` to what the installed torch needs.
+"""Raise the C++ standard in mmcv's ``setup.py`` to what torch needs.
 
 mmcv 2.1.0 hard-codes ``-std=c++17`` for torch > 1.12, while newer torch
 headers (2.10+) require C++20. The standard torch itself asks for is read

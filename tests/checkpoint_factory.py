@@ -63,7 +63,8 @@ def random_out_norms(channels, seed: int = 1) -> dict:
     return norms
 
 
-def official_detection_checkpoint(timm_state: dict, out_norms: dict,
+def official_detection_checkpoint(timm_state: dict,
+                                  out_norms: dict,
                                   extra: dict = None) -> dict:
     """The official mmdet-2.25 Mask R-CNN release layout (backbone part)."""
     official = {

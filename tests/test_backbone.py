@@ -17,7 +17,12 @@ DEPTHS = {
 }
 # ImageNet parameter counts of the paper (with the 1280-d head + classifier).
 PAPER_PARAMS_M = {
-    't0': 3.9, 't1': 7.6, 't2': 15.0, 's': 31.1, 'm': 53.5, 'l': 93.4
+    't0': 3.9,
+    't1': 7.6,
+    't2': 15.0,
+    's': 31.1,
+    'm': 53.5,
+    'l': 93.4
 }
 
 
@@ -72,8 +77,9 @@ def test_out_indices_forms(out_indices, expected):
     assert model.out_indices == expected
     if isinstance(out_indices, list):
         assert given == out_indices  # the caller's list is not mutated
-    assert sorted(k for k in dict(model.named_children()) if
-                  k.startswith('norm')) == [f'norm{i}' for i in expected]
+    assert sorted(
+        k for k in dict(model.named_children())
+        if k.startswith('norm')) == [f'norm{i}' for i in expected]
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [40 * 2**i for i in expected]
@@ -89,8 +95,8 @@ def test_out_indices_forms(out_indices, expected):
     (dict(frozen_stages=5), 'frozen_stages'),
     (dict(pconv_forward='inplace'), 'pconv_forward'),
     (dict(drop_path_rate=-0.1), 'drop_path_rate'),
-    (dict(n_div=64, arch=dict(embed_dims=16, depths=(1, )), out_indices=0),
-     'no channel'),
+    (dict(n_div=64, arch=dict(embed_dims=16, depths=(1, )),
+          out_indices=0), 'no channel'),
 ])
 def test_bad_arguments_raise(kwargs, error):
     kwargs.setdefault('arch', 't0')
@@ -178,9 +184,10 @@ def test_with_cp_same_outputs_and_gradients():
         xi = x.clone().requires_grad_()
         loss = sum(o.square().mean() for o in model(xi))
         loss.backward()
-        results.append((loss.detach(), xi.grad,
-                        {n: p.grad
-                         for n, p in model.named_parameters()}))
+        results.append((loss.detach(), xi.grad, {
+            n: p.grad
+            for n, p in model.named_parameters()
+        }))
     assert torch.allclose(results[0][0], results[1][0])
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
     for name, grad in results[0][2].items():
@@ -198,8 +205,8 @@ def test_frozen_stages(frozen_stages):
         assert param.requires_grad is not is_frozen, name
     for name, module in model.named_modules():
         if isinstance(module, _BatchNorm):
-            is_frozen = any(name.startswith(p + '.') or name == p
-                            for p in frozen)
+            is_frozen = any(
+                name.startswith(p + '.') or name == p for p in frozen)
             assert module.training is not is_frozen, name
     if frozen_stages == model.num_stages:
         assert not any(p.requires_grad for p in model.parameters())

@@ -62,9 +62,10 @@ def test_recipe(variant):
     assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
     assert cfg.train_cfg.max_epochs == 12
     # inherited from schedule_1x.py (mmdet tags what it defines: _scope_)
-    warmup, steps = ({k: v
-                      for k, v in step.items() if k != '_scope_'}
-                     for step in cfg.param_scheduler)
+    warmup, steps = ({
+        k: v
+        for k, v in step.items() if k != '_scope_'
+    } for step in cfg.param_scheduler)
     assert warmup == dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500)
     assert steps == dict(

@@ -39,8 +39,9 @@ def test_quick_demo_writes_data_and_checkpoints(quick_demo):
     root, _ = quick_demo
     assert (root / 'data' / 'toy_coco' / 'annotations' /
             'instances_val.json').is_file()
-    assert len(list((root / 'data' / 'toy_ade' / 'images' /
-                     'validation').iterdir())) == 4
+    assert len(
+        list((root / 'data' / 'toy_ade' / 'images' /
+              'validation').iterdir())) == 4
     for task in ('det', 'seg'):
         checkpoint = (root / 'work' / task / 'last_checkpoint').read_text()
         assert Path(checkpoint.strip()).name == 'iter_2.pth'
@@ -66,8 +67,9 @@ def test_quick_demo_reports_metrics_and_pictures(quick_demo):
     assert 'Iter(train) [2/2]' in out
     assert 'Iter(test)' in out
     lines = out.strip().splitlines()
-    assert any(line.startswith('Mask R-CNN FasterNet-T0 on toy val: bbox mAP')
-               for line in lines)
+    assert any(
+        line.startswith('Mask R-CNN FasterNet-T0 on toy val: bbox mAP')
+        for line in lines)
     assert any('on toy val: mIoU' in line for line in lines)
     # the last lines say where the pictures are
     tail = '\n'.join(lines[-4:])
@@ -88,9 +90,8 @@ def test_image_demo_detection_cli(quick_demo, tmp_path):
     root, _ = quick_demo
     image = root / 'data' / 'toy_coco' / 'val' / '000000.jpg'
     checkpoint = (root / 'work' / 'det' / 'last_checkpoint').read_text()
-    out = run(REPO / 'demo' / 'image_demo.py', image, DET_CONFIG,
-              '--weights', checkpoint.strip(), '--out-dir', tmp_path,
-              '--device', 'cpu')
+    out = run(REPO / 'demo' / 'image_demo.py', image, DET_CONFIG, '--weights',
+              checkpoint.strip(), '--out-dir', tmp_path, '--device', 'cpu')
     picture = tmp_path / 'vis' / '000000.jpg'
     assert f'Saved {picture}' in out
     with Image.open(picture) as img:

@@ -28,10 +28,10 @@ ALL_OUT_INDICES = [
 
 
 @pytest.mark.parametrize(
-    'arch, out_indices',
-    [(arch, (0, 1, 2, 3)) for arch in VARIANTS] +
-    [('t0', idx) for idx in ALL_OUT_INDICES if idx != (0, 1, 2, 3)] +
-    [('m', (1, 3)), ('l', (2, ))])
+    'arch, out_indices', [(arch, (0, 1, 2, 3)) for arch in VARIANTS] +
+    [('t0', idx)
+     for idx in ALL_OUT_INDICES if idx != (0, 1, 2, 3)] + [('m', (1, 3)),
+                                                           ('l', (2, ))])
 def test_deploy_equals_eager(arch, out_indices):
     model = randomized(FasterNet(arch=arch, out_indices=out_indices))
     x = torch.rand(1, 3, 64, 96)
@@ -111,10 +111,10 @@ def test_deploy_inside_a_detector_matches_eager():
     """switch_fasternet_to_deploy finds the backbone; FPN features agree."""
     import copy
 
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    from mmdet.registry import MODELS
     from mmfasternet.inference import switch_fasternet_to_deploy
 
     cfg = Config.fromfile('configs/mask_rcnn_fasternet_t0_fpn_1x_coco.py')

@@ -17,10 +17,10 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from test_tools_rtmdet import toy_options
 
+from checkpoint_factory import randomize_bn
 from mmfasternet.deploy import (ExportError, build_backend, compare_outputs,
                                 example_inputs, export_onnx)
 from mmfasternet.models import FasterNet
-from checkpoint_factory import randomize_bn
 from tool_runner import REPO, run_tool
 
 pytest.importorskip('onnxruntime')

@@ -38,8 +38,7 @@ def test_operator_flops_pinned_and_counted(mixer):
     for (c, h, w), hand in zip(FEATURE_MAPS, HAND_MACS[mixer]):
         assert mixer_macs(mixer, c, h, w) == hand
         if mixer != 'identity':
-            assert counted(build_spatial_mixer(mixer, c),
-                           (1, c, h, w)) == hand
+            assert counted(build_spatial_mixer(mixer, c), (1, c, h, w)) == hand
 
 
 def test_operator_flops_relations():
@@ -50,8 +49,7 @@ def test_operator_flops_relations():
     assert all(a == 2 * b for a, b in zip(dw, dw[1:]))  # halves per stage
     # Both PConv forms count the same (split, cat and copies are free).
     for forward in ('split_cat', 'slicing'):
-        layer = build_spatial_mixer(
-            'pconv', 96, pconv_forward=forward).eval()
+        layer = build_spatial_mixer('pconv', 96, pconv_forward=forward).eval()
         assert counted(layer, (1, 96, 56, 56)) == conv // 16
 
 
@@ -63,8 +61,9 @@ def test_memory_access_pinned():
     assert mixer_memory_access('pconv', 96, 56, 56) == 150_528 + 5_184
     assert mixer_memory_access('identity', 96, 56, 56) == 0
     # About a quarter of the dense conv's, as the paper says.
-    ratio = (mixer_memory_access('pconv', 96, 56, 56) /
-             mixer_memory_access('conv', 96, 56, 56))
+    ratio = (
+        mixer_memory_access('pconv', 96, 56, 56) /
+        mixer_memory_access('conv', 96, 56, 56))
     assert 0.22 < ratio < 0.25
     hw = 56 * 56
     assert mixer_copy_elements('split_cat', 96, 56, 56) == 2 * hw * 96

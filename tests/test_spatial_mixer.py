@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from checkpoint_factory import randomize_bn, random_timm_fasternet
+from checkpoint_factory import random_timm_fasternet, randomize_bn
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
 from mmfasternet.models.backbones.fasternet import (SPATIAL_MIXERS,
                                                     build_spatial_mixer)
@@ -54,8 +54,8 @@ def test_mixer_forward_backward(mixer):
         ([expected] if expected else [])
     x = torch.rand(2, 3, 64, 96)
     outs = model(x)
-    assert [tuple(o.shape) for o in outs] == [(2, 32 * 2**i, 16 // 2**i,
-                                               24 // 2**i) for i in range(4)]
+    assert [tuple(o.shape) for o in outs
+            ] == [(2, 32 * 2**i, 16 // 2**i, 24 // 2**i) for i in range(4)]
     sum(o.mean() for o in outs).backward()
     for p in weights:
         assert p.grad is not None and p.grad.abs().sum() > 0
@@ -139,11 +139,11 @@ def test_mismatched_mixer_checkpoint_refused(tmp_path, saved, model, names):
 
 
 @pytest.mark.parametrize('saved, model, setting', [
-    (dict(spatial_mixer='pconv', n_div=2),
-     dict(spatial_mixer='pconv'), 'model.backbone.n_div=2'),
+    (dict(spatial_mixer='pconv',
+          n_div=2), dict(spatial_mixer='pconv'), 'model.backbone.n_div=2'),
     (dict(spatial_mixer='gconv', gconv_groups=8),
-     dict(spatial_mixer='gconv', gconv_groups=4),
-     'model.backbone.gconv_groups=8'),
+     dict(spatial_mixer='gconv',
+          gconv_groups=4), 'model.backbone.gconv_groups=8'),
 ])
 def test_mismatched_mixer_settings_refused(saved, model, setting):
     state = FasterNet(arch=TOY, **saved).state_dict()
@@ -164,8 +164,7 @@ def test_matching_mixer_checkpoint_loads(tmp_path, mixer):
     target.eval()
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        assert all(
-            torch.equal(a, b) for a, b in zip(source(x), target(x)))
+        assert all(torch.equal(a, b) for a, b in zip(source(x), target(x)))
 
 
 def test_default_is_pconv_with_the_public_keys():

@@ -64,8 +64,8 @@ def test_coco_annotations_are_valid(toy_coco_info, split):
     root = toy_coco_info['root']
     coco = pycocotools_coco.COCO(
         osp.join(root, toy_coco_info[split]['ann_file']))
-    assert [c['name'] for c in coco.loadCats(coco.getCatIds())
-            ] == list(SHAPE_CLASSES)
+    assert [c['name']
+            for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES)
     img_ids = coco.getImgIds()
     assert len(img_ids) == toy_coco_info[split]['num_images']
     ann_ids = coco.getAnnIds()
@@ -153,8 +153,11 @@ def test_bad_size():
 
 
 def test_cli(tmp_path, capsys):
-    main(['coco', str(tmp_path / 'c'), '--num-train', '2', '--num-val', '1',
-          '--img-size', '64', '48'])
+    main([
+        'coco',
+        str(tmp_path / 'c'), '--num-train', '2', '--num-val', '1',
+        '--img-size', '64', '48'
+    ])
     assert '2 train / 1 val' in capsys.readouterr().out
     with open(tmp_path / 'c' / 'annotations' / 'instances_val.json') as f:
         assert json.load(f)['images'][0]['width'] == 64

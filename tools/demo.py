@@ -209,8 +209,8 @@ def plot_losses(logs: Dict[str, List[Dict]], out_file: str) -> None:
         steps = [r['iter'] for r in records]
         keys = sorted({
             k
-            for r in records for k in r
-            if k.startswith('loss') or '.loss' in k
+            for r in records
+            for k in r if k.startswith('loss') or '.loss' in k
         })
         if len(keys) == 2:  # the total and its only term: one curve
             keys = ['loss']
@@ -400,8 +400,8 @@ def main(argv=None) -> None:
     timings['pictures'] = time.time() - tic
 
     total = time.time() - start
-    banner(f'demo finished in {total / 60:.1f} min (' + ', '.join(
-        f'{k} {v:.0f}s' for k, v in timings.items()) + ')')
+    banner(f'demo finished in {total / 60:.1f} min (' +
+           ', '.join(f'{k} {v:.0f}s' for k, v in timings.items()) + ')')
     print('Mask R-CNN FasterNet-T0 on toy val: '
           f"bbox mAP {fmt(det['metrics'], 'coco/bbox_mAP')}, "
           f"segm mAP {fmt(det['metrics'], 'coco/segm_mAP')}")

@@ -57,8 +57,7 @@ def parse_args() -> argparse.Namespace:
         type=int,
         nargs='+',
         default=[1280, 800],
-        help='input size: H W, or one number for a square (default: 1280 800)'
-    )
+        help='input size: H W, or one number for a square (default: 1280 800)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -27,8 +27,7 @@ model = dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=300),
-        rcnn=dict(max_per_img=20)))
+        rpn=dict(nms_pre=500, max_per_img=300), rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -86,7 +85,8 @@ param_scheduler = [
         by_epoch=False,
         begin=0,
         end=max_iters,
-        milestones=[int(max_iters * 0.75), int(max_iters * 0.9)],
+        milestones=[int(max_iters * 0.75),
+                    int(max_iters * 0.9)],
         gamma=0.1),
 ]
 

@@ -29,9 +29,8 @@ from PIL import Image, ImageDraw
 #: Shape classes, in category-id order (COCO ids start at 1).
 SHAPE_CLASSES: Tuple[str, ...] = ('square', 'circle', 'triangle')
 #: Display colours (RGB) matching :data:`SHAPE_CLASSES`.
-SHAPE_PALETTE: Tuple[Tuple[int, int, int], ...] = ((220, 60, 60),
-                                                    (60, 180, 75),
-                                                    (65, 95, 220))
+SHAPE_PALETTE: Tuple[Tuple[int, int, int],
+                     ...] = ((220, 60, 60), (60, 180, 75), (65, 95, 220))
 #: Semantic classes after ``reduce_zero_label`` (PNG value ``i + 1``).
 SEG_CLASSES: Tuple[str, ...] = ('background', ) + SHAPE_CLASSES
 SEG_PALETTE: Tuple[Tuple[int, int, int],
@@ -203,8 +202,7 @@ def make_toy_coco(root: str,
                         iscrowd=0))
         coco = dict(
             info=dict(
-                description='mmfasternet toy shapes',
-                version='1.0',
+                description='mmfasternet toy shapes', version='1.0',
                 year=2024),
             licenses=[],
             images=images,

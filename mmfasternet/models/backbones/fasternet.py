@@ -26,8 +26,7 @@ from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.bf16_support import check_native_bf16
-from ..utils.weight_layouts import (convert_to_mmfasternet,
-                                    detect_spatial_mixer)
+from ..utils.weight_layouts import convert_to_mmfasternet, detect_spatial_mixer
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
 
 PCONV_FORWARDS = ('split_cat', 'slicing')
@@ -119,8 +118,7 @@ def build_spatial_mixer(spatial_mixer: str,
     if groups < 1 or channels % groups:
         raise ValueError(f'gconv_groups={gconv_groups} must divide the '
                          f'{channels} channels of every stage')
-    return nn.Conv2d(
-        channels, channels, 3, 1, 1, groups=groups, bias=False)
+    return nn.Conv2d(channels, channels, 3, 1, 1, groups=groups, bias=False)
 
 
 class FasterNetBlock(nn.Module):
@@ -377,8 +375,7 @@ class FasterNet(BaseModule):
         drop_rates = torch.linspace(0, drop_path_rate,
                                     sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
-        for i, (depth, channels) in enumerate(zip(self.depths,
-                                                  self.channels)):
+        for i, (depth, channels) in enumerate(zip(self.depths, self.channels)):
             downsample = None if i == 0 else ConvNorm(
                 channels // 2, channels, merge_size, norm_cfg, 'reduction')
             first = sum(self.depths[:i])
@@ -527,8 +524,8 @@ class FasterNet(BaseModule):
                 *[FusedFasterNetBlock.from_block(b) for b in stage.blocks])
         self.deployed = True
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys,
                               error_msgs) -> None:
         """Accept every public FasterNet layout (see ``weight_layouts``)."""
         if not self.deployed:
@@ -540,9 +537,10 @@ class FasterNet(BaseModule):
             kept_init = self._fill_absent_out_norms(converted.state_dict)
             for key in own_keys:
                 del state_dict[key]
-            state_dict.update(
-                {prefix + k: v
-                 for k, v in converted.state_dict.items()})
+            state_dict.update({
+                prefix + k: v
+                for k, v in converted.state_dict.items()
+            })
             self._report_expected_gaps(converted, kept_init)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,

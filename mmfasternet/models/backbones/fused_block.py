@@ -101,8 +101,8 @@ class FusedFasterNetBlock(nn.Module):
         conv1, bn, act, conv2 = block.mlp
         fc1 = fuse_conv_bn(conv1, bn)
         fc2 = nn.Conv2d(
-            conv2.in_channels, conv2.out_channels, 1, bias=False).to(
-                conv2.weight)
+            conv2.in_channels, conv2.out_channels, 1,
+            bias=False).to(conv2.weight)
         weight = conv2.weight
         if block.layer_scale is not None:
             weight = weight * block.layer_scale.view(-1, 1, 1, 1)

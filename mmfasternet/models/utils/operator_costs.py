@@ -19,7 +19,8 @@ from typing import Tuple
 KERNEL_AREA = 9  # every mixer here is 3x3
 
 
-def mixer_groups(spatial_mixer: str, channels: int,
+def mixer_groups(spatial_mixer: str,
+                 channels: int,
                  gconv_groups: int = 16) -> int:
     """Groups of a full-width mixer (``'dwconv'``, ``'gconv'``, ``'conv'``).
 
@@ -89,8 +90,11 @@ def mixer_memory_access(spatial_mixer: str,
     return height * width * 2 * conv + KERNEL_AREA * conv * conv // groups
 
 
-def mixer_copy_elements(pconv_forward: str, channels: int, height: int,
-                        width: int, n_div: int = 4) -> int:
+def mixer_copy_elements(pconv_forward: str,
+                        channels: int,
+                        height: int,
+                        width: int,
+                        n_div: int = 4) -> int:
     """Elements a PConv implementation moves beyond the paper's estimate.
 
     ``split_cat`` concatenates: it reads the conv's output and the untouched

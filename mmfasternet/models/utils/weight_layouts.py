@@ -162,9 +162,9 @@ class SpatialMixerInfo(NamedTuple):
     block: str
 
 
-def detect_spatial_mixer(state_dict: Mapping[str, object],
-                         block: Optional[str] = None
-                         ) -> Optional[SpatialMixerInfo]:
+def detect_spatial_mixer(
+        state_dict: Mapping[str, object],
+        block: Optional[str] = None) -> Optional[SpatialMixerInfo]:
     """Tell a block's spatial mixer from the keys and shapes of its weights.
 
     A block's input width ``c`` is the second dimension of its ``mlp.0``
