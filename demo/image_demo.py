@@ -12,11 +12,10 @@ Example::
 """
 import argparse
 import os.path as osp
-import warnings
 
 from mmengine.config import Config
 
-SCOPES = ('mmdet', 'mmseg')
+from mmfasternet.inference import build_inferencer, framework_of
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,43 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def config_scope(cfg: Config) -> str:
-    """The config's ``default_scope``, checked to be one we can run."""
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise ValueError(f'{cfg.filename}: default_scope must be one of '
-                         f'{SCOPES} to pick a task, got {scope!r}')
-    return scope
-
-
-def build_inferencer(cfg: Config, weights=None, device=None):
-    """A ``DetInferencer`` or ``MMSegInferencer`` for ``cfg``.
-
-    Without ``weights`` the inferencers fall back to COCO / ADE20K class
-    names; here the names and palette of the config's test set are used
-    instead, so the picture is labelled like a trained model's would be.
-    """
-    scope = config_scope(cfg)
-    if scope == 'mmdet':
-        from mmdet.apis import DetInferencer as Inferencer
-    else:
-        from mmseg.apis import MMSegInferencer as Inferencer
-    with warnings.catch_warnings():
-        if weights is None:
-            warnings.filterwarnings('ignore', message='.*weights.*')
-        inferencer = Inferencer(model=cfg, weights=weights, device=device)
-    if weights is None:
-        metainfo = cfg.get('test_dataloader', {}).get('dataset',
-                                                      {}).get('metainfo')
-        if metainfo and 'classes' in metainfo:
-            meta = dict(classes=tuple(metainfo['classes']))
-            if 'palette' in metainfo:
-                meta['palette'] = [tuple(c) for c in metainfo['palette']]
-            inferencer.model.dataset_meta = meta
-            inferencer.visualizer.dataset_meta = meta
-    return inferencer
-
-
 def run(image,
         config,
         weights=None,
@@ -104,14 +66,14 @@ def run(image,
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if backend is not None:
-        if not weights or config_scope(cfg) != 'mmdet':
+        if not weights or framework_of(cfg) != 'mmdet':
             raise ValueError('--backend needs an mmdet config and the .onnx '
                              'file as --weights')
         from mmfasternet.deploy import backend_model_config
         backend_model_config(cfg, weights, backend)
         weights = None
     inferencer = build_inferencer(cfg, weights=weights, device=device)
-    if config_scope(cfg) == 'mmdet':
+    if framework_of(cfg) == 'mmdet':
         inferencer(image, out_dir=out_dir, pred_score_thr=score_thr)
     else:
         inferencer(image, out_dir=out_dir, opacity=opacity)

@@ -108,6 +108,21 @@ def test_image_demo_segmentation_without_weights(toy_ade_root, tmp_path):
         assert img.size == (128, 96)
 
 
+def test_build_inferencer_names_config_classes_without_weights():
+    """Random weights: the config's classes label the pictures, not the
+    COCO names that DetInferencer falls back to."""
+    from mmdet.apis import DetInferencer
+
+    from mmfasternet.datasets import SHAPE_CLASSES, SHAPE_PALETTE
+    from mmfasternet.inference import build_inferencer
+    inferencer = build_inferencer(str(DET_CONFIG), device='cpu')
+    assert isinstance(inferencer, DetInferencer)
+    for meta in (inferencer.model.dataset_meta,
+                 inferencer.visualizer.dataset_meta):
+        assert meta['classes'] == SHAPE_CLASSES
+        assert meta['palette'] == [tuple(c) for c in SHAPE_PALETTE]
+
+
 def test_image_demo_rejects_other_scopes(tmp_path):
     image_demo = load_image_demo()
     config = tmp_path / 'cls.py'

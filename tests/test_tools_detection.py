@@ -1,8 +1,11 @@
-"""tools/ on a toy variant of the S Mask R-CNN config, CPU only.
+"""tools/ on the toy Mask R-CNN demo config, CPU only.
 
-The toy config inherits ``configs/mask_rcnn_fasternet_s_fpn_1x_coco.py``
-(same model code, optimizer and schedule) and shrinks what makes it slow:
-FasterNet-T0 without pretrained weights, 128x96 images, fewer proposals.
+The runs use the real demo config
+(``configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py``: the COCO config's model
+code and recipe, FasterNet-T0 without pretrained weights) and override only
+what the tests need: the fixture's 8 training images at their own 128x96
+size, batch 2, fewer proposals, and an epoch-based loop of one epoch (for
+the epoch-numbered checkpoints and logs that the resume test reads).
 """
 import os
 import pickle
@@ -20,88 +23,54 @@ from mmengine.registry import MODELS, init_default_scope
 from checkpoint_factory import (official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet)
 from mmfasternet.benchmarking import has_native_bf16
-from mmfasternet.datasets import SHAPE_CLASSES
 from mmfasternet.engine import setup_cpu_distributed
 from tool_runner import free_port, run_tool, tool_command, tool_env
+from toy_configs import with_sizes
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'
 S_CONFIG = REPO / 'configs' / 'mask_rcnn_fasternet_s_fpn_1x_coco.py'
-ITERS_PER_EPOCH = 4  # 8 toy training images, 2 per batch
-
-TOY_CONFIG = """\
-_base_ = [{base!r}]
-data_root = {root!r}
-metainfo = dict(classes={classes!r})
-num_classes = {num_classes}
-scale = (128, 96)
-
-model = dict(
-    backbone=dict(arch='t0', drop_path_rate=0.0, init_cfg=None),
-    neck=dict(in_channels=[40, 80, 160, 320]),
-    roi_head=dict(
-        bbox_head=dict(num_classes=num_classes),
-        mask_head=dict(num_classes=num_classes)),
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=200, max_per_img=100),
-        rcnn=dict(sampler=dict(num=64))),
-    test_cfg=dict(
-        rpn=dict(nms_pre=200, max_per_img=100),
-        rcnn=dict(max_per_img=20)))
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-
-train_cfg = dict(max_epochs=1)
-default_hooks = dict(logger=dict(interval=1))
-"""
+SCALE = (128, 96)  # the toy_coco_root fixture's images
+BATCH = 2
+ITERS_PER_EPOCH = 8 // BATCH  # 8 toy training images
 
 
 @pytest.fixture(scope='module')
-def toy_config(toy_coco_root, tmp_path_factory):
+def toy_config(toy_coco_info, tmp_path_factory):
+    """The demo config on the fixture's data, one short epoch."""
+    root = os.path.join(toy_coco_info['root'], '')
+    cfg = Config.fromfile(DEMO_CONFIG)
+    loader = dict(batch_size=BATCH, num_workers=0, persistent_workers=False)
+
+    def dataset(split: str) -> dict:
+        pipeline = cfg[f'{split}_dataloader'].dataset.pipeline
+        return dict(data_root=root, pipeline=with_sizes(pipeline, scale=SCALE))
+
+    ann_file = root + toy_coco_info['val']['ann_file']
+    cfg.merge_from_dict(
+        dict(
+            model=dict(
+                train_cfg=dict(
+                    rpn_proposal=dict(nms_pre=200, max_per_img=100),
+                    rcnn=dict(sampler=dict(num=64))),
+                test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100))),
+            train_dataloader=dict(**loader, dataset=dataset('train')),
+            val_dataloader=dict(**loader, dataset=dataset('val')),
+            test_dataloader=dict(**loader, dataset=dataset('test')),
+            val_evaluator=dict(ann_file=ann_file),
+            test_evaluator=dict(ann_file=ann_file),
+            # Epochs, whatever the demo's loop: the tests count them.
+            train_cfg=dict(
+                _delete_=True,
+                type='EpochBasedTrainLoop',
+                max_epochs=1,
+                val_interval=1),
+            default_hooks=dict(
+                logger=dict(interval=1),
+                checkpoint=dict(by_epoch=True, interval=1)),
+            log_processor=dict(by_epoch=True)))
     path = tmp_path_factory.mktemp('toy_cfg') / 'mask_rcnn_fasternet_toy.py'
-    path.write_text(
-        TOY_CONFIG.format(
-            base=str(S_CONFIG),
-            root=os.path.join(str(toy_coco_root), ''),
-            classes=tuple(SHAPE_CLASSES),
-            num_classes=len(SHAPE_CLASSES)))
+    cfg.dump(path)
     return str(path)
 
 

@@ -1,8 +1,10 @@
 """tools/ and MMSegInferencer on the ADE20K Semantic FPN configs, CPU only.
 
-The toy config inherits ``configs/demo/fpn_fasternet_t0_ade20k_toy.py``
-(the T0 ADE20K config with 4 classes, BN in the head and no pretrained
-weights) and shrinks it further for the 128x96 toy images of the fixture.
+The tool runs use the real demo config
+(``configs/demo/fpn_fasternet_t0_ade20k_toy.py``: the T0 ADE20K config with
+4 classes, BN in the head and no pretrained weights) and override only what
+the tests need: the fixture's 128x96 toy images, 64x64 crops, batch 2 and
+a few iterations.
 """
 import os
 import re
@@ -11,61 +13,51 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from PIL import Image
 
 from mmfasternet.datasets import SEG_CLASSES
 from tool_runner import free_port, run_tool
+from toy_configs import with_sizes
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'fpn_fasternet_t0_ade20k_toy.py'
 S_CONFIG = REPO / 'configs' / 'fpn_fasternet_s_ade20k_40k.py'
+SCALE = (128, 96)  # the toy_ade_root fixture's images
+CROP_SIZE = (64, 64)
 MAX_ITERS = 4
 TOY_CONFIG_NAME = 'fpn_fasternet_toy.py'
-
-TOY_CONFIG = """\
-_base_ = [{base!r}]
-data_root = {root!r}
-scale = (128, 96)
-crop_size = (64, 64)
-model = dict(data_preprocessor=dict(size=crop_size))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
-loader = dict(num_workers=0, persistent_workers=False)
-train_dataloader = dict(
-    **loader, batch_size=2,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    **loader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters={iters}, val_interval={iters})
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval={iters}))
-"""
 
 
 @pytest.fixture(scope='module')
 def toy_config(toy_ade_root, tmp_path_factory):
+    """The demo config on the fixture's data, a few iterations."""
+    root = os.path.join(str(toy_ade_root), '')
+    cfg = Config.fromfile(DEMO_CONFIG)
+    loader = dict(num_workers=0, persistent_workers=False)
+    train_pipeline = with_sizes(
+        cfg.train_dataloader.dataset.pipeline,
+        scale=SCALE,
+        crop_size=CROP_SIZE)
+
+    def test_dataset(split: str) -> dict:
+        pipeline = cfg[f'{split}_dataloader'].dataset.pipeline
+        return dict(data_root=root, pipeline=with_sizes(pipeline, scale=SCALE))
+
+    cfg.merge_from_dict(
+        dict(
+            model=dict(data_preprocessor=dict(size=CROP_SIZE)),
+            train_dataloader=dict(
+                **loader,
+                batch_size=2,
+                dataset=dict(data_root=root, pipeline=train_pipeline)),
+            val_dataloader=dict(**loader, dataset=test_dataset('val')),
+            test_dataloader=dict(**loader, dataset=test_dataset('test')),
+            train_cfg=dict(max_iters=MAX_ITERS, val_interval=MAX_ITERS),
+            default_hooks=dict(
+                logger=dict(interval=1), checkpoint=dict(interval=MAX_ITERS))))
     path = tmp_path_factory.mktemp('toy_seg_cfg') / TOY_CONFIG_NAME
-    path.write_text(
-        TOY_CONFIG.format(
-            base=str(DEMO_CONFIG),
-            root=os.path.join(str(toy_ade_root), ''),
-            iters=MAX_ITERS))
+    cfg.dump(path)
     return str(path)
 
 

@@ -23,11 +23,12 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from mmfasternet.datasets import make_toy_ade, make_toy_coco
+from mmfasternet.inference import build_inferencer
 
 # mmengine imports pkg_resources; its deprecation notice is just noise here.
 PKG_RESOURCES_WARNING = 'pkg_resources is deprecated'
@@ -46,6 +47,10 @@ SETTINGS = dict(
     full=dict(coco=(200, 50), ade=(200, 50), det_iters=None, seg_iters=None),
     quick=dict(coco=(8, 4), ade=(8, 4), det_iters=2, seg_iters=2))
 NUM_PICTURES = 4
+# The full demo as measured on a 2-core AMD EPYC with AVX2 only (no AVX-512,
+# no AMX), and the fp32 GEMM peak that :func:`expected_minutes` measured at
+# the start of that same run; elsewhere the expectation scales with the peak.
+REFERENCE_RUN = dict(minutes=7.5, peak_gflops=88.0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,6 +78,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='instead of the default demo: train, evaluate and draw a '
         'FasterNet-T0 RTMDet (one-stage, real-time) on the toy COCO set')
     return parser.parse_args(argv)
+
+
+def expected_minutes() -> Tuple[float, float]:
+    """The full demo's expected duration here, from a 1-second GEMM test.
+
+    Returns:
+        tuple[float, float]: Expected minutes after set-up, and this
+        machine's fp32 GEMM peak in GFLOP/s.
+    """
+    from mmfasternet.benchmarking import gemm_peak_gflops
+    peak = gemm_peak_gflops(rounds=3, n=1024)['peak_gflops']
+    return (REFERENCE_RUN['minutes'] * REFERENCE_RUN['peak_gflops'] / peak,
+            peak)
 
 
 def banner(text: str) -> None:
@@ -184,14 +202,9 @@ def draw_predictions(config: str,
 
     With ``with_inputs`` each drawing is shown next to its input image.
     """
-    from mmengine.config import Config
     from PIL import Image
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    if cfg.default_scope == 'mmdet':
-        from mmdet.apis import DetInferencer as Inferencer
-    else:
-        from mmseg.apis import MMSegInferencer as Inferencer
-    inferencer = Inferencer(model=cfg, weights=checkpoint, device=device)
+    inferencer = build_inferencer(
+        osp.join(ROOT, config), weights=checkpoint, device=device)
     vis = inferencer(images, return_vis=True, **kwargs)['visualization']
     if with_inputs:
         inputs = [np.asarray(Image.open(p).convert('RGB')) for p in images]
@@ -321,6 +334,16 @@ def main(argv=None) -> None:
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
     timings = {}
+    from mmfasternet.benchmarking import cpu_banner
+    print(cpu_banner(), flush=True)
+    if not args.quick:
+        minutes, peak = expected_minutes()
+        print(
+            f'Expected duration: about {minutes:.0f} minutes (fp32 GEMM '
+            f'peak here {peak:.0f} GFLOP/s; the demo took '
+            f"{REFERENCE_RUN['minutes']:.1f} minutes on a 2-core AVX2 CPU "
+            f"with {REFERENCE_RUN['peak_gflops']:.0f} GFLOP/s)",
+            flush=True)
 
     banner('1/4 toy datasets')
     coco_root = osp.join(data_root, 'toy_coco')

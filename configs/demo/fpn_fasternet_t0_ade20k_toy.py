@@ -2,7 +2,10 @@
 # set (mmfasternet.datasets.make_toy_ade), minutes on a CPU. Same model code
 # and protocol as the ADE20K config; only the sizes differ: 4 classes,
 # 256x192 images, 128x128 crops, batch 4, 400 iterations, lr 1e-3 (no
-# ImageNet weights), and BN instead of SyncBN in the head (CPU runs).
+# ImageNet weights), BN instead of SyncBN in the head (CPU runs), and a
+# 128-channel FPN with a 64-channel head instead of 256/128 (the 256-channel
+# neck's 3x3 convs were most of an iteration: 0.62 s against 0.28 s now on
+# 2 AVX2 cores).
 #
 #   python -m mmfasternet.datasets.toy_data ade data/toy_ade
 #   python tools/train.py configs/demo/fpn_fasternet_t0_ade20k_toy.py
@@ -30,7 +33,9 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     # From scratch: no ImageNet weights to download.
     backbone=dict(init_cfg=None),
-    decode_head=dict(num_classes=4, norm_cfg=norm_cfg))
+    neck=dict(out_channels=128),
+    decode_head=dict(
+        in_channels=[128] * 4, channels=64, num_classes=4, norm_cfg=norm_cfg))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
