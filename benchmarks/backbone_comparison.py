@@ -49,7 +49,8 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmfasternet.benchmarking import (cpu_banner, cpu_info, gemm_peak_gflops,
+from mmfasternet.benchmarking import (cpu_banner, cpu_info, detector_runner,
+                                      gemm_peak_gflops, randomize_bn,
                                       summarize, time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
@@ -165,22 +166,6 @@ def parse_args() -> argparse.Namespace:
 # models
 
 
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN statistics and affine terms, so folding matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                shape = m.running_var.shape
-                m.running_var.copy_(torch.rand(shape, generator=gen) + 0.5)
-                m.running_mean.copy_(torch.rand(shape, generator=gen) - 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(shape, generator=gen) + 0.5)
-                    m.bias.copy_(torch.rand(shape, generator=gen) - 0.5)
-    model.eval()  # some mmdet backbones' train() returns None
-    return model
-
-
 class ChannelsLast(nn.Module):
     """Run a backbone in channels-last memory format, as FasterNet's deploy
     mode does: the input is converted on entry, the outputs back to NCHW.
@@ -252,20 +237,6 @@ def gmacs(model: nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 2e9
 
 
-def mask_rcnn_runner(model: nn.Module, shape) -> Callable:
-    from mmdet.structures import DetDataSample
-    h, w = shape
-    sample = DetDataSample()
-    sample.set_metainfo(
-        dict(
-            img_shape=(h, w),
-            ori_shape=(h, w),
-            pad_shape=(h, w),
-            batch_input_shape=(h, w),
-            scale_factor=(1., 1.)))
-    return lambda x: model.predict(x, [sample], rescale=True)
-
-
 def rtmdet_runner(model: nn.Module) -> Callable:
     return lambda x: model(x, mode='tensor')
 
@@ -322,7 +293,7 @@ def time_detectors(kind: str, shape, repeat: int, warmup: int,
             continue
         model, params[label] = build_detector(config)
         runs[label] = (
-            mask_rcnn_runner(model, shape)
+            detector_runner(model, 1, shape)
             if kind == 'mask_rcnn' else rtmdet_runner(model))
         log(f'  {kind} {label}: {params[label]:.2f}M params')
     times = time_interleaved({

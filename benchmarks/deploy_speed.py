@@ -29,7 +29,6 @@ import copy
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import tempfile
 import time
@@ -41,6 +40,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+from mmfasternet.benchmarking import cpu_banner, randomize_bn
 from mmfasternet.deploy import build_backend
 from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import PartialConv
@@ -68,37 +68,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--out-dir', default='work_dirs/benchmarks', help='JSON + markdown')
     return parser.parse_args()
-
-
-def cpu_banner() -> str:
-    model, flags = None, set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name') and model is None:
-                    model = line.split(':', 1)[1].strip()
-                elif line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    model = model or platform.processor() or 'unknown CPU'
-    isa = torch.backends.cpu.get_cpu_capability()
-    bf16 = sorted(flags & {'avx512_bf16', 'amx_bf16'}) or ['none']
-    return (f'{model}; {os.cpu_count()} CPUs; torch {torch.__version__} '
-            f'ISA {isa}; native bf16: {", ".join(bf16)}')
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
-                m.running_mean.copy_(torch.rand(n, generator=gen) * 0.4 - .2)
-                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-    return model.eval()
 
 
 class RTMDetNetwork(nn.Module):

@@ -22,8 +22,6 @@ interleaved. Writes ``mixer_study.json``, ``.md`` and ``.png`` to
     python benchmarks/mixer_study.py --quick   # T0 only, small inputs
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 from typing import Dict, List
@@ -31,7 +29,7 @@ from typing import Dict, List
 import torch
 from mmengine.logging import MMLogger
 
-from mmfasternet.benchmarking import cpu_banner, time_interleaved
+from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
 from mmfasternet.models import FasterNet
 
 MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
@@ -209,15 +207,9 @@ def main():
                 }
             result['archs'][arch] = rows
     torch.set_num_threads(all_threads)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = osp.join(args.out_dir, 'mixer_study')
-    with open(stem + '.json', 'w') as f:
-        json.dump(result, f, indent=2)
-    write_markdown(stem + '.md', result)
-    write_chart(stem + '.png', result)
-    with open(stem + '.md') as f:
-        print(f.read())
-    print(f'wrote {stem}.json, .md, .png')
+    write_report(
+        osp.join(args.out_dir, 'mixer_study'), result, write_markdown,
+        write_chart)
 
 
 if __name__ == '__main__':

@@ -31,8 +31,6 @@ Timed numbers vary with the machine; they are never test assertions.
     python benchmarks/operator_study.py --quick    # smoke test, seconds
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 from typing import Callable, Dict, List
@@ -40,7 +38,7 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn as nn
 
-from mmfasternet.benchmarking import cpu_banner, time_interleaved
+from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
 from mmfasternet.models.backbones.fasternet import (PartialConv,
                                                     build_spatial_mixer)
 from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
@@ -310,15 +308,9 @@ def main():
         cells=cells,
         measured=measured,
         summary=summarize(cells, settings, measured))
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = osp.join(args.out_dir, 'operator_study')
-    with open(stem + '.json', 'w') as f:
-        json.dump(result, f, indent=2)
-    write_markdown(stem + '.md', result)
-    write_chart(stem + '.png', result)
-    with open(stem + '.md') as f:
-        print(f.read())
-    print(f'wrote {stem}.json, .md, .png')
+    write_report(
+        osp.join(args.out_dir, 'operator_study'), result, write_markdown,
+        write_chart)
 
 
 if __name__ == '__main__':

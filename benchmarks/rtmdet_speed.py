@@ -36,7 +36,6 @@ import copy
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import time
 import warnings
@@ -50,6 +49,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
+from mmfasternet.benchmarking import cpu_banner, randomize_bn
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -94,38 +94,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.size, args.repeat, args.warmup = 320, 2, 1
     return args
-
-
-def cpu_banner() -> str:
-    """CPU model, the ISA torch dispatches to, and native bf16 support."""
-    model, flags = None, set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name') and model is None:
-                    model = line.split(':', 1)[1].strip()
-                elif line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-                    break
-    except OSError:
-        pass
-    model = model or platform.processor() or 'unknown CPU'
-    isa = torch.backends.cpu.get_cpu_capability()
-    bf16 = sorted(flags & {'avx512_bf16', 'amx_bf16'}) or ['none']
-    return (f'{model}; torch {torch.__version__} ISA {isa}; native bf16: '
-            f'{", ".join(bf16)}; {torch.get_num_threads()} threads')
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics, so that folding changes the weights."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_var.copy_(
-                    torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.running_mean.copy_(
-                    torch.rand(m.running_mean.shape, generator=gen) - 0.5)
 
 
 def build(config: str) -> nn.Module:

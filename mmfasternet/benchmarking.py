@@ -13,12 +13,13 @@ Example:
     >>> peak = best_gflops(peaks, peak_candidates_gflop())
     >>> print(cpu_banner()); print(summarize(samples['a']))
 """
+import json
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -267,3 +268,87 @@ def fraction_of_peak(gflop: float, seconds: float,
     if not gflop:
         return None
     return gflop / seconds / peak['peak_gflops']
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BN layer non-trivial statistics and affine terms.
+
+    Random-weight models keep BN at its identity initialisation, which
+    makes folding BN into the convs a no-op; benchmarks randomize it so
+    that folded and unfolded models really differ.
+
+    Args:
+        model (nn.Module): Modified in place.
+        seed (int): Seed of the generator. Default: 0.
+
+    Returns:
+        nn.Module: ``model``, in eval mode.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                shape = m.running_var.shape
+                m.running_var.copy_(torch.rand(shape, generator=gen) + 0.5)
+                m.running_mean.copy_(torch.rand(shape, generator=gen) - 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(shape, generator=gen) + 0.5)
+                    m.bias.copy_(torch.rand(shape, generator=gen) - 0.5)
+    model.eval()  # some mmdet backbones' train() returns None
+    return model
+
+
+def detector_runner(model: torch.nn.Module, batch_size: int,
+                    shape: Sequence[int]) -> Callable[[torch.Tensor], Any]:
+    """Whole-detector inference on a batch, as ``DetInferencer`` runs it.
+
+    Args:
+        model (nn.Module): An mmdet detector in eval mode.
+        batch_size (int): Images per batch.
+        shape (Sequence[int]): ``(h, w)`` of the (already padded) input.
+
+    Returns:
+        Callable: ``f(x)`` runs ``model.predict`` on ``x`` with matching
+        data samples, results rescaled to the input size.
+    """
+    from mmdet.structures import DetDataSample
+    h, w = shape
+    samples = []
+    for _ in range(batch_size):
+        sample = DetDataSample()
+        sample.set_metainfo(
+            dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w),
+                scale_factor=(1., 1.)))
+        samples.append(sample)
+    return lambda x: model.predict(x, samples, rescale=True)
+
+
+def write_report(
+    stem: str,
+    result: Dict[str, Any],
+    write_markdown: Callable[[str, Dict[str, Any]], None],
+    write_chart: Optional[Callable[[str, Dict[str, Any]],
+                                   None]] = None) -> None:
+    """Write a benchmark's JSON, markdown and chart, and print the markdown.
+
+    Args:
+        stem (str): Output path without extension; its folder is created.
+        result (dict): What the benchmark measured (JSON-serializable).
+        write_markdown (Callable): ``f(path, result)`` writes the table.
+        write_chart (Callable, optional): ``f(path, result)`` draws the PNG.
+            Default: None (no chart).
+    """
+    os.makedirs(os.path.dirname(stem) or '.', exist_ok=True)
+    with open(stem + '.json', 'w') as f:
+        json.dump(result, f, indent=2)
+    write_markdown(stem + '.md', result)
+    if write_chart is not None:
+        write_chart(stem + '.png', result)
+    with open(stem + '.md') as f:
+        print(f.read())
+    outputs = '.json, .md' + (', .png' if write_chart is not None else '')
+    print(f'wrote {stem}{outputs}')

@@ -37,9 +37,10 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
-                                      has_native_bf16, peak_candidates,
-                                      peak_candidates_gflop, ratio_spread,
-                                      summarize, time_interleaved)
+                                      detector_runner, has_native_bf16,
+                                      peak_candidates, peak_candidates_gflop,
+                                      randomize_bn, ratio_spread, summarize,
+                                      time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -108,18 +109,6 @@ def build_model(cfg: Config, mode: str) -> torch.nn.Module:
     return model.eval()
 
 
-def randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics, so folded and unfolded models differ."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_var.copy_(
-                    torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.running_mean.copy_(
-                    torch.rand(m.running_mean.shape, generator=gen) - 0.5)
-
-
 def timm_reference(backbone) -> Callable:
     """timm's FasterNet, loaded with our backbone's weights."""
     import timm
@@ -158,24 +147,6 @@ def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     return fuse_conv_bn(model)
 
 
-def detector_runner(model, batch: torch.Tensor) -> Callable:
-    """Whole-detector inference on ``batch`` (what DetInferencer runs)."""
-    from mmdet.structures import DetDataSample
-    h, w = batch.shape[-2:]
-    samples = []
-    for _ in range(batch.shape[0]):
-        sample = DetDataSample()
-        sample.set_metainfo(
-            dict(
-                img_shape=(h, w),
-                ori_shape=(h, w),
-                pad_shape=(h, w),
-                batch_input_shape=(h, w),
-                scale_factor=(1., 1.)))
-        samples.append(sample)
-    return lambda x: model.predict(x, samples, rescale=True)
-
-
 def make_candidates(
     cfg: Config, args: argparse.Namespace
 ) -> Tuple[Dict[str, Callable[[torch.Tensor], Any]], torch.Tensor,
@@ -196,7 +167,7 @@ def make_candidates(
     backbone = ours if args.mode == 'backbone' else ours.backbone
     batch = torch.rand(args.batch_size, 3, *args.shape)
     wrap = (lambda m: m) if args.mode == 'backbone' else \
-        (lambda m: detector_runner(m, batch))
+        (lambda m: detector_runner(m, batch.shape[0], batch.shape[-2:]))
     candidates = {'ours-eager': wrap(ours)}
     deploy = copy.deepcopy(ours)
     switch_fasternet_to_deploy(deploy)

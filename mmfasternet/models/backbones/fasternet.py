@@ -26,6 +26,7 @@ from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.bf16_support import check_native_bf16
+from ..utils.out_indices import parse_out_indices
 from ..utils.weight_layouts import convert_to_mmfasternet, detect_spatial_mixer
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
 
@@ -345,8 +346,7 @@ class FasterNet(BaseModule):
         self.embed_dims = arch['embed_dims']
         self.depths = tuple(arch['depths'])
         self.num_stages = len(self.depths)
-        self.out_indices = self._parse_out_indices(out_indices,
-                                                   self.num_stages)
+        self.out_indices = parse_out_indices(out_indices, self.num_stages)
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages must be in [-1, '
                              f'{self.num_stages}], got {frozen_stages}')
@@ -414,25 +414,6 @@ class FasterNet(BaseModule):
                 raise ValueError(f'custom arch dict lacks {sorted(missing)}')
             return 'custom', dict(arch)
         raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-
-    @staticmethod
-    def _parse_out_indices(out_indices: Union[int, Sequence[int]],
-                           num_stages: int) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise ValueError('out_indices must be an int or a non-empty '
-                             f'sequence, got {out_indices!r}')
-        parsed = []
-        for index in out_indices:
-            if not -num_stages <= index < num_stages:
-                raise ValueError(f'out_indices entry {index} is out of range '
-                                 f'for {num_stages} stages')
-            parsed.append(index % num_stages)
-        if len(set(parsed)) != len(parsed):
-            raise ValueError(f'out_indices {tuple(out_indices)} repeats a '
-                             'stage')
-        return tuple(sorted(parsed))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the normed outputs of the stages in ``out_indices``."""

@@ -24,6 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.ghostnetv2_weights import (find_key_prefix, has_dfc_attention,
                                         split_ghostnetv2_head, stem_channels)
+from ..utils.out_indices import parse_out_indices
 
 try:
     from timm.layers import make_divisible
@@ -143,8 +144,7 @@ class GhostNetV2(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.arch_name, self.width = self._parse_arch(arch)
         self.num_stages = len(_STAGE_GROUPS)
-        self.out_indices = self._parse_out_indices(out_indices,
-                                                   self.num_stages)
+        self.out_indices = parse_out_indices(out_indices, self.num_stages)
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages must be in [-1, '
                              f'{self.num_stages}], got {frozen_stages}')
@@ -199,25 +199,6 @@ class GhostNetV2(BaseModule):
                 raise ValueError(f'width must be > 0, got {width}')
             return f'{width:g}', width
         raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-
-    @staticmethod
-    def _parse_out_indices(out_indices: Union[int, Sequence[int]],
-                           num_stages: int) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise ValueError('out_indices must be an int or a non-empty '
-                             f'sequence, got {out_indices!r}')
-        parsed = []
-        for index in out_indices:
-            if not -num_stages <= index < num_stages:
-                raise ValueError(f'out_indices entry {index} is out of range '
-                                 f'for {num_stages} stages')
-            parsed.append(index % num_stages)
-        if len(set(parsed)) != len(parsed):
-            raise ValueError(f'out_indices {tuple(out_indices)} repeats a '
-                             'stage')
-        return tuple(sorted(parsed))
 
     def stem_modules(self) -> List[nn.Module]:
         """The modules before stride 4: ``conv_stem``, ``bn1``,

@@ -1,0 +1,55 @@
+"""The helpers every benchmark shares (mmfasternet.benchmarking)."""
+import json
+
+import torch
+import torch.nn as nn
+
+from mmfasternet.benchmarking import randomize_bn, write_report
+from mmfasternet.models import FasterNet
+from mmfasternet.models.backbones.fasternet import fuse_conv_bn
+
+
+def test_randomize_bn_makes_folding_matter():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+    assert randomize_bn(model, seed=1) is model and not model.training
+    bn = model[1]
+    for stat, identity in ((bn.running_var, 1.), (bn.running_mean, 0.),
+                           (bn.weight, 1.), (bn.bias, 0.)):
+        assert not torch.allclose(stat, torch.full_like(stat, identity))
+    again = randomize_bn(
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)), seed=1)
+    assert torch.equal(again[1].running_var, bn.running_var)
+    # Folding now changes the weights, and still computes the same thing.
+    x = torch.randn(1, 3, 16, 16)
+    fused = fuse_conv_bn(model[0], bn)
+    assert not torch.allclose(fused.weight, model[0].weight)
+    assert torch.allclose(fused(x), model(x), atol=1e-5)
+
+
+def test_randomize_bn_covers_a_whole_backbone():
+    model = randomize_bn(FasterNet(arch='t0'))
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(m.running_var.min() >= 0.5 for m in norms)
+
+
+def test_write_report_writes_json_markdown_and_chart(tmp_path, capsys):
+    result = dict(rows=[1, 2])
+
+    def markdown(path, res):
+        with open(path, 'w') as f:
+            f.write(f'| rows |\n|---|\n| {len(res["rows"])} |\n')
+
+    def chart(path, res):
+        with open(path, 'wb') as f:
+            f.write(b'png')
+
+    stem = tmp_path / 'sub' / 'study'
+    write_report(str(stem), result, markdown, chart)
+    assert json.loads(stem.with_suffix('.json').read_text()) == result
+    assert stem.with_suffix('.png').read_bytes() == b'png'
+    out = capsys.readouterr().out
+    assert '| 2 |' in out and out.rstrip().endswith('study.json, .md, .png')
+
+    write_report(str(tmp_path / 'plain'), result, markdown)
+    assert not (tmp_path / 'plain.png').exists()
+    assert capsys.readouterr().out.rstrip().endswith('plain.json, .md')
