@@ -7,7 +7,6 @@ what the tests need: the fixture's 8 training images at their own 128x96
 size, batch 2, fewer proposals, and an epoch-based loop of one epoch (for
 the epoch-numbered checkpoints and logs that the resume test reads).
 """
-import os
 import pickle
 import re
 import signal
@@ -25,10 +24,9 @@ from checkpoint_factory import (official_detection_checkpoint,
 from mmfasternet.benchmarking import has_native_bf16
 from mmfasternet.engine import setup_cpu_distributed
 from tool_runner import free_port, run_tool, tool_command, tool_env
-from toy_configs import with_sizes
+from toy_configs import DEMO_DETECTOR, toy_coco_data
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'
 S_CONFIG = REPO / 'configs' / 'mask_rcnn_fasternet_s_fpn_1x_coco.py'
 SCALE = (128, 96)  # the toy_coco_root fixture's images
 BATCH = 2
@@ -38,27 +36,15 @@ ITERS_PER_EPOCH = 8 // BATCH  # 8 toy training images
 @pytest.fixture(scope='module')
 def toy_config(toy_coco_info, tmp_path_factory):
     """The demo config on the fixture's data, one short epoch."""
-    root = os.path.join(toy_coco_info['root'], '')
-    cfg = Config.fromfile(DEMO_CONFIG)
-    loader = dict(batch_size=BATCH, num_workers=0, persistent_workers=False)
-
-    def dataset(split: str) -> dict:
-        pipeline = cfg[f'{split}_dataloader'].dataset.pipeline
-        return dict(data_root=root, pipeline=with_sizes(pipeline, scale=SCALE))
-
-    ann_file = root + toy_coco_info['val']['ann_file']
+    cfg = Config.fromfile(DEMO_DETECTOR)
     cfg.merge_from_dict(
         dict(
+            **toy_coco_data(toy_coco_info, SCALE, BATCH),
             model=dict(
                 train_cfg=dict(
                     rpn_proposal=dict(nms_pre=200, max_per_img=100),
                     rcnn=dict(sampler=dict(num=64))),
                 test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100))),
-            train_dataloader=dict(**loader, dataset=dataset('train')),
-            val_dataloader=dict(**loader, dataset=dataset('val')),
-            test_dataloader=dict(**loader, dataset=dataset('test')),
-            val_evaluator=dict(ann_file=ann_file),
-            test_evaluator=dict(ann_file=ann_file),
             # Epochs, whatever the demo's loop: the tests count them.
             train_cfg=dict(
                 _delete_=True,
