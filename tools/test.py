@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmfasternet.engine.tool_setup import (add_common_tool_args, build_runner,
                                            load_tool_config, parse_tool_args,
                                            tool_job)
+from mmfasternet.inference import framework_of
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,16 +84,6 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
         else:
             cfg.visualizer['save_dir'] = args.show_dir
             hook['interval'] = 1
-
-
-def framework_of(cfg: Config) -> str:
-    """The framework that runs ``cfg``: its ``default_scope``, ``mmdet`` or
-    ``mmseg``; every choice between the two in this tool reads it here."""
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(f"default_scope {scope!r} of the config is neither "
-                         "'mmdet' nor 'mmseg'")
-    return scope
 
 
 def dump_metric(scope: str, out_file: str):
