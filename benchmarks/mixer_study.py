@@ -170,9 +170,15 @@ def main():
     MMLogger.get_instance('mixer_study', log_level='WARNING')
     all_threads = torch.get_num_threads()
     h, w = args.large_shape
-    columns: List[str] = [
-        '224 1t', f'224 {all_threads}t', f'{h}x{w} {all_threads}t'
-    ]
+    small, large = (1, 3, 224, 224), (1, 3, h, w)
+    # column: (input shape, threads, rounds); on a 1-thread machine the two
+    # 224x224 columns are one.
+    groups = {
+        '224 1t': (small, 1, args.repeat),
+        f'224 {all_threads}t': (small, all_threads, args.repeat),
+        f'{h}x{w} {all_threads}t': (large, all_threads, args.repeat_large),
+    }
+    columns: List[str] = list(groups)
     banner = cpu_banner()
     print(banner, flush=True)
     result = dict(
@@ -193,12 +199,8 @@ def main():
                 models[name] = model
             print(f'{arch.upper()}: timing {len(models)} variants', flush=True)
             timed = [
-                time_group(models, (1, 3, 224, 224), 1, args.repeat,
-                           args.warmup),
-                time_group(models, (1, 3, 224, 224), all_threads, args.repeat,
-                           args.warmup),
-                time_group(models, (1, 3, h, w), all_threads,
-                           args.repeat_large, args.warmup),
+                time_group(models, shape, threads, rounds, args.warmup)
+                for shape, threads, rounds in groups.values()
             ]
             for name in rows:
                 rows[name]['latency'] = {

@@ -101,12 +101,14 @@ def test_rgb_imagenet_preprocessor(name):
         assert torch.allclose(out[channel], torch.tensor(value), atol=1e-5)
 
 
-@pytest.mark.parametrize('name,base',
-                         [(config_name(v), VARIANTS[v][3]) for v in VARIANTS])
-def test_recipe_is_rtmdets(name, base):
+@pytest.mark.parametrize(
+    'name,stock_name',
+    [(config_name(v), f'rtmdet_{VARIANTS[v][3]}_8xb32-300e_coco.py')
+     for v in VARIANTS] + [(INS_CONFIG, 'rtmdet-ins_tiny_8xb32-300e_coco.py')])
+def test_recipe_is_rtmdets(name, stock_name):
     """Everything but backbone and preprocessor is the stock config's."""
     ours = load(name)
-    stock = get_config(f'mmdet::rtmdet/rtmdet_{base}_8xb32-300e_coco.py')
+    stock = get_config(f'mmdet::rtmdet/{stock_name}')
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg',
                 'custom_hooks', 'train_dataloader', 'val_evaluator'):
         assert unscoped(ours[key]) == unscoped(stock[key]), key

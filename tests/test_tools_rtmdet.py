@@ -11,7 +11,8 @@ toy configs' size.
   evaluates the EMA checkpoint (bbox and segm mAP), then ``--resume`` trains
   a third epoch from the saved one.
 * RTMDet: ``tools/dist_train.sh`` with 2 CPU processes trains it and
-  validates the EMA weights at the end (bbox mAP).
+  validates the EMA weights at the end (bbox mAP); ``tools/test.py`` (eager,
+  EMAHook kept) evaluates the saved checkpoint to the same bbox mAP.
 
 Each tool run costs ~10 s of start-up (imports, model, dataset), so the
 steps are spread over the two models rather than repeated for both.
@@ -149,7 +150,8 @@ def test_ins_test_on_ema_checkpoint_prints_bbox_and_segm_map(
         ins_trained, toy_coco_root, tmp_path):
     """In deploy mode, which must not let EMAHook swap the eager EMA copy's
     parameters into the fused backbone (the eager path runs in the
-    validation of ``test_dist_train_two_cpu_processes``)."""
+    tools/test.py run of
+    ``test_det_test_on_ema_checkpoint_matches_validation``)."""
     work_dir, _ = ins_trained
     output = timed_tool('rtmdet-ins test --deploy', 'test.py', INS_CONFIG,
                         str(work_dir / f'epoch_{EPOCHS}.pth'), '--deploy',
@@ -177,19 +179,35 @@ def test_ins_resume_continues_from_saved_epoch(ins_trained, toy_coco_root):
     assert int(resumed['ema_state_dict']['steps']) == 3 * per_epoch
 
 
-def test_dist_train_two_cpu_processes(toy_coco_root, tmp_path):
-    """RTMDet's SyncBN runs as BN; pipeline switch; EMA updated."""
+@pytest.fixture(scope='module')
+def det_dist_trained(toy_coco_root, tmp_path_factory):
+    """The toy RTMDet trained by dist_train.sh on 2 CPU processes, with
+    validation at the end: (work_dir, output)."""
+    work_dir = tmp_path_factory.mktemp('rtmdet_dist')
     output = timed_tool(
         'rtmdet dist_train (2 CPU procs)',
         'dist_train.sh',
         DET_CONFIG,
         '2',
         '--work-dir',
-        str(tmp_path),
+        str(work_dir),
         '--cfg-options',
         *toy_options(DET_CONFIG, toy_coco_root, validate=True),
         PORT=str(free_port()),
         CUDA_VISIBLE_DEVICES='')
+    return work_dir, output
+
+
+def coco_metric(output: str, mode: str, metric: str) -> float:
+    """The value of ``coco/<metric>`` on the last ``Epoch(<mode>)`` line."""
+    values = re.findall(rf'Epoch\({mode}\).*coco/{metric}: ([\d.]+)', output)
+    assert values, f'no Epoch({mode}) coco/{metric} in the output'
+    return float(values[-1])
+
+
+def test_dist_train_two_cpu_processes(det_dist_trained):
+    """RTMDet's SyncBN runs as BN; pipeline switch; EMA updated."""
+    work_dir, output = det_dist_trained
     assert 'Distributed training: True' in output
     # use_syncbn=True turned every BN into SyncBN in the 2-process world;
     # the CPU wrapper turned them back into per-process BN.
@@ -197,5 +215,23 @@ def test_dist_train_two_cpu_processes(toy_coco_root, tmp_path):
     assert 'SyncBN layers run as per-process BN' in output
     # 8 images over 2 processes: 1 iteration of 4 images per epoch.
     assert train_epochs(output) == [1, 2]
-    check_switch_and_ema(output, tmp_path / f'epoch_{EPOCHS}.pth', EPOCHS)
-    assert re.search(r'Epoch\(val\).*coco/bbox_mAP: \d', output)
+    check_switch_and_ema(output, work_dir / f'epoch_{EPOCHS}.pth', EPOCHS)
+    coco_metric(output, 'val', 'bbox_mAP')
+
+
+def test_det_test_on_ema_checkpoint_matches_validation(det_dist_trained,
+                                                       toy_coco_root,
+                                                       tmp_path):
+    """tools/test.py in eager mode: EMAHook loads the checkpoint's EMA
+    state and evaluates the averaged weights, which are what validation at
+    the end of training evaluated, so the bbox mAP is the same (up to the
+    last printed digit: the two runs use different thread counts)."""
+    work_dir, train_output = det_dist_trained
+    output = timed_tool('rtmdet test (EMA checkpoint)', 'test.py', DET_CONFIG,
+                        str(work_dir / f'epoch_{EPOCHS}.pth'), '--work-dir',
+                        str(tmp_path), '--cfg-options',
+                        *toy_options(DET_CONFIG, toy_coco_root))
+    assert 'deploy mode' not in output
+    for metric in ('bbox_mAP', 'bbox_mAP_50'):
+        assert coco_metric(output, 'test', metric) == pytest.approx(
+            coco_metric(train_output, 'val', metric), abs=0.002), metric
