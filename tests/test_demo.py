@@ -129,3 +129,22 @@ def test_image_demo_rejects_other_scopes(tmp_path):
     config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
     with pytest.raises(ValueError, match='default_scope'):
         image_demo.run('unused.jpg', str(config))
+
+
+def test_quick_rtmdet_demo(tmp_path):
+    """``tools/demo.py --rtmdet --quick``: the RTMDet demo trains two
+    epochs (the pipeline switch in the second), evaluates the EMA
+    checkpoint and draws its pictures."""
+    out = run(REPO / 'tools' / 'demo.py', '--rtmdet', '--quick', '--data-root',
+              tmp_path / 'data', '--work-dir', tmp_path / 'work')
+    assert 'Switch pipeline now!' in out
+    assert 'Epoch(test)' in out
+    lines = out.strip().splitlines()
+    assert any(
+        line.startswith('RTMDet FasterNet-T0 on toy val (EMA weights): '
+                        'bbox mAP ') for line in lines)
+    work = tmp_path / 'work' / 'rtmdet'
+    for name in ('rtmdet_predictions.png', 'rtmdet_loss_curve.png'):
+        with Image.open(work / name) as img:
+            img.verify()
+        assert str(work / name) in out
