@@ -53,3 +53,25 @@ def test_write_report_writes_json_markdown_and_chart(tmp_path, capsys):
     write_report(str(tmp_path / 'plain'), result, markdown)
     assert not (tmp_path / 'plain.png').exists()
     assert capsys.readouterr().out.rstrip().endswith('plain.json, .md')
+
+
+def test_benchmark_tool_gflops_only_for_the_backbone():
+    """``tools/benchmark.py --mode detector`` times whole detectors: the
+    backbone's work over that time is no achieved rate, so it is left out;
+    in backbone mode the fraction of the same rounds' peak is given."""
+    import importlib.util
+
+    from tool_runner import REPO
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', REPO / 'tools' / 'benchmark.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    samples = {'ours-eager': [2., 1., 3.], 'gemm': [1.], 'conv1x1': [1.]}
+    detector = bench.tabulate(dict(samples), 1, None, {}, {})
+    assert detector['backbone_gflop'] is None
+    assert 'gflops_per_s' not in detector['rows']['ours-eager']
+    backbone = bench.tabulate(dict(samples), 1, 4., {}, {})
+    row = backbone['rows']['ours-eager']
+    assert row['gflops_per_s'] == 2.  # 4 GFLOP in a 2 s median
+    peak = backbone['peak']['peak_gflops']
+    assert row['fraction_of_peak'] == 4. / 1. / peak

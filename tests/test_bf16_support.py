@@ -72,15 +72,34 @@ def load_script(name: str, path: str):
     return module
 
 
-def test_test_tool_refuses_emulated_bf16(monkeypatch, capsys):
-    fake_cpu(monkeypatch, 'AVX2', {'avx2'})
+def run_test_tool_bf16(monkeypatch) -> None:
+    """``tools/test.py CONFIG missing.pth --bf16`` on the (faked) CPU,
+    with any GPU hidden."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     test_tool = load_script('test_tool', 'tools/test.py')
     monkeypatch.setattr(sys, 'argv', [
         'test.py', 'configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py',
         'missing.pth', '--bf16'
     ])
+    test_tool.main()
+
+
+def test_test_tool_refuses_emulated_bf16(monkeypatch):
+    fake_cpu(monkeypatch, 'AVX2', {'avx2'})
     with pytest.raises(SystemExit, match='--bf16 refused.*--deploy'):
-        test_tool.main()
+        run_test_tool_bf16(monkeypatch)
+
+
+def test_test_tool_accepts_native_bf16(monkeypatch):
+    """Past the check, the tool goes on to build the job, and stops only
+    at what is really missing (here the toy data or the checkpoint)."""
+    fake_cpu(monkeypatch, 'AVX512', {'avx512f', 'avx512_bf16'})
+    monkeypatch.chdir(REPO)
+    # A refusal would be a SystemExit, which pytest.raises(Exception) lets
+    # through (it is not an Exception).
+    with pytest.raises(Exception) as info:
+        run_test_tool_bf16(monkeypatch)
+    assert isinstance(info.value, OSError), info.value
 
 
 @pytest.mark.parametrize('native', [False, True])

@@ -104,7 +104,8 @@ def test_test_evaluates_and_writes_out(trained, toy_config, tmp_path):
 
 def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
     """--deploy predicts what the eager model predicts; --bf16 runs where
-    the CPU has native bf16 and is refused with advice elsewhere."""
+    the CPU has native bf16 and is refused with advice elsewhere (on the
+    CPU: a GPU, if any, is hidden from the tool)."""
     work_dir, _, _ = trained
     ckpt = str(work_dir / 'epoch_1.pth')
     results = {}
@@ -113,13 +114,25 @@ def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
         flags.append('--bf16')
     else:
         output = run_tool(
-            'test.py', toy_config, ckpt, '--bf16', expect_failure=True)
+            'test.py',
+            toy_config,
+            ckpt,
+            '--bf16',
+            expect_failure=True,
+            CUDA_VISIBLE_DEVICES='')
         assert '--bf16 refused' in output and 'Use --deploy' in output
     for flag in flags:
         out = tmp_path / f'results{flag}.pkl'
-        output = run_tool('test.py', toy_config, ckpt, '--work-dir',
-                          str(tmp_path / (flag or 'eager')), '--out', str(out),
-                          *([flag] if flag else []))
+        output = run_tool(
+            'test.py',
+            toy_config,
+            ckpt,
+            '--work-dir',
+            str(tmp_path / (flag or 'eager')),
+            '--out',
+            str(out),
+            *([flag] if flag else []),
+            CUDA_VISIBLE_DEVICES='')
         if flag:
             assert '1 FasterNet backbone(s) in deploy mode' in output
         with open(out, 'rb') as f:

@@ -29,7 +29,7 @@ import copy
 import json
 import sys
 import warnings
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -216,10 +216,14 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
     return out
 
 
-def tabulate(times: Dict[str, list], batch_size: int, gflop: float,
-             agreement: Dict[str, float],
+def tabulate(times: Dict[str, list], batch_size: int,
+             gflop: Optional[float], agreement: Dict[str, float],
              skipped: Dict[str, str]) -> Dict[str, Any]:
-    """Rows of the table, with the peak taken from the same rounds."""
+    """Rows of the table, with the peak taken from the same rounds.
+
+    ``gflop`` is the FasterNet backbone's work per call; ``None`` (detector
+    mode, where the time is the whole detector's) leaves GFLOP/s out.
+    """
     gflop_per_call = peak_candidates_gflop()
     peak = best_gflops(times, gflop_per_call)
     for name in gflop_per_call:
@@ -234,7 +238,8 @@ def tabulate(times: Dict[str, list], batch_size: int, gflop: float,
                 row[f'ratio_vs_{ref}'] = ratio['median']
                 row[f'ratio_vs_{ref}_min'] = ratio['min']
                 row[f'ratio_vs_{ref}_max'] = ratio['max']
-        if name != 'resnet50':  # same FasterNet work in every other row
+        # The same FasterNet work in every row but ResNet-50's.
+        if gflop is not None and name != 'resnet50':
             row['gflops_per_s'] = gflop / row['median_s']
             # Best round against the best round: both are ceilings.
             row['fraction_of_peak'] = gflop / row['min_s'] / \
@@ -257,7 +262,12 @@ def print_table(result: Dict[str, Any], args: argparse.Namespace,
           f'(median [min-max]; ratios are per round)')
     peak = result['peak']
     kernels = ', '.join(f'{k} {v:.0f}' for k, v in peak['kernels'].items())
-    print(f'backbone work: {result["backbone_gflop"]:.1f} GFLOP; fp32 peak '
+    if result['backbone_gflop'] is None:
+        work = ('GFLOP/s left out: the backbone\'s work over the whole '
+                'detector\'s time would mean nothing')
+    else:
+        work = f'backbone work: {result["backbone_gflop"]:.1f} GFLOP'
+    print(f'{work}; fp32 peak '
           f'this run: {peak["peak_gflops"]:.0f} GFLOP/s (best round of '
           f'{peak["kernel"]}; its rounds {peak["min_gflops"]:.0f}-'
           f'{peak["peak_gflops"]:.0f}, median {peak["median_gflops"]:.0f}; '
@@ -326,7 +336,9 @@ def main() -> None:
     }
     runs.update(peak_candidates())
     times = time_interleaved(runs, args.repeat, args.warmup, progress=True)
-    result = tabulate(times, args.batch_size, gflop, agreement, skipped)
+    result = tabulate(times, args.batch_size,
+                      gflop if args.mode == 'backbone' else None, agreement,
+                      skipped)
     result.update(
         config=args.config,
         mode=args.mode,
