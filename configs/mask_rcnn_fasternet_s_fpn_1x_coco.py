@@ -31,11 +31,11 @@ model = dict(
     # Stage i outputs embed_dim * 2**i channels (embed_dim 128 for S).
     neck=dict(in_channels=[128, 256, 512, 1024]))
 
-# 2 images per GPU x 8 GPUs = 16; resize (1333, 800) keeping the ratio and
-# flip 0.5 come from coco_instance.py. schedule_1x.py gives the 12 epochs
-# (500-iteration linear warm-up, x0.1 at epochs 8 and 11) and auto_scale_lr's
-# base batch of 16: of the schedule, only the optimizer differs.
-train_dataloader = dict(batch_size=2)
+# 2 images per GPU x 8 GPUs = 16 (the batch of 2, the resize to (1333, 800)
+# keeping the ratio and flip 0.5 come from coco_instance.py);
+# schedule_1x.py gives the 12 epochs (500-iteration linear warm-up, x0.1 at
+# epochs 8 and 11) and auto_scale_lr's base batch of 16: of the schedule,
+# only the optimizer differs.
 
 # AdamW on every parameter (no paramwise rules), no gradient clipping (as
 # schedule_1x.py): the paper's recipe, where schedule_1x.py has SGD lr 0.02.

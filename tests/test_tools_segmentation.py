@@ -105,6 +105,21 @@ def test_seed_and_deterministic_options(trained):
                      dumped), dumped
 
 
+def test_same_seed_reproduces_the_run(trained, toy_config, tmp_path):
+    """``--seed 5 --deterministic`` again, in a new work dir: the same
+    losses at every iteration and the same validation metrics."""
+    _, first = trained
+    again = run_tool('train.py', toy_config, '--work-dir', str(tmp_path),
+                     '--seed', '5', '--deterministic')
+    losses = [
+        re.findall(r'Iter\(train\).* loss: ([\d.]+)', out)
+        for out in (first, again)
+    ]
+    assert len(losses[0]) == MAX_ITERS
+    assert losses[0] == losses[1]
+    assert metrics(again, 'val') == metrics(first, 'val')
+
+
 def test_test_evaluates_checkpoint(trained, toy_config, tmp_path):
     work_dir, train_output = trained
     start = time.time()
