@@ -33,13 +33,14 @@ Examples::
 """
 import argparse
 import copy
+import functools
 import json
 import os
 import os.path as osp
 import statistics
 import time
 import warnings
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
 from mmengine.config import Config
@@ -49,7 +50,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
-from mmfasternet.benchmarking import cpu_banner, randomize_bn
+from mmfasternet.benchmarking import cpu_banner, randomize_bn, time_interleaved
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -125,20 +126,6 @@ def max_rel_error(a, b) -> float:
     if isinstance(a, torch.Tensor):
         return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
     return max(max_rel_error(x, y) for x, y in zip(a, b))
-
-
-def time_interleaved(candidates: Dict[str, Callable], batch: torch.Tensor,
-                     repeat: int, warmup: int) -> Dict[str, List[float]]:
-    times = {name: [] for name in candidates}
-    with torch.no_grad():
-        for r in range(warmup + repeat):
-            for name, run in candidates.items():
-                start = time.perf_counter()
-                run(batch)
-                elapsed = time.perf_counter() - start
-                if r >= warmup:
-                    times[name].append(elapsed)
-    return times
 
 
 def profiled_parts(model: nn.Module) -> Dict[str, nn.Module]:
@@ -271,8 +258,12 @@ def main() -> None:
         f'timing {len(candidates)} candidates, {args.repeat} rounds at '
         f'1x3x{args.size}x{args.size} ...',
         flush=True)
+    runs = {
+        name: functools.partial(run, batch)
+        for name, run in candidates.items()
+    }
     rows = summarize(
-        time_interleaved(candidates, batch, args.repeat, args.warmup))
+        time_interleaved(runs, rounds=args.repeat, warmup=args.warmup))
     header = (f'RTMDet whole detector (network, no NMS), 1x3x{args.size}x'
               f'{args.size}, fp32, {args.repeat} interleaved rounds; '
               f'{banner}')
