@@ -15,6 +15,8 @@ model = dict(
         type='GhostNetV2',
         arch='1.6',
         out_indices=(0, 1, 2, 3),
+        # SyncBN in every BN, timm's too, as the FasterNet base's backbone.
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=dict(

@@ -1,10 +1,13 @@
 """FasterNet's structure, arguments, freezing, norm_eval and checkpointing."""
+from unittest import mock
+
 import pytest
 import torch
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfasternet.models import FasterNet, PartialConv
+from mmfasternet.models.backbones import fasternet as fasternet_module
 
 EMBED = {'t0': 40, 't1': 64, 't2': 96, 's': 128, 'm': 144, 'l': 192}
 DEPTHS = {
@@ -172,22 +175,34 @@ def test_slicing_whole_model_matches_and_refuses_training():
         fast(x)
 
 
-def test_with_cp_same_outputs_and_gradients():
+def test_with_cp_same_outputs_and_gradients(monkeypatch):
+    """Checkpointing runs once per block in training (13 in T0), never
+    without gradients, and changes neither the loss nor the gradients."""
+    spy = mock.Mock(wraps=fasternet_module.cp.checkpoint)
+    monkeypatch.setattr(fasternet_module.cp, 'checkpoint', spy)
     torch.manual_seed(0)
     plain = FasterNet(arch='t0', drop_path_rate=0.)
     ckpt = FasterNet(arch='t0', with_cp=True, drop_path_rate=0.)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.rand(2, 3, 64, 64)
     results = []
-    for model in (plain, ckpt):
+    for model, calls in ((plain, 0), (ckpt, sum(ckpt.depths))):
         model.train()
         xi = x.clone().requires_grad_()
+        spy.reset_mock()
         loss = sum(o.square().mean() for o in model(xi))
+        assert spy.call_count == calls
         loss.backward()
         results.append((loss.detach(), xi.grad, {
             n: p.grad
             for n, p in model.named_parameters()
         }))
+    assert sum(ckpt.depths) == 13
+    spy.reset_mock()
+    with torch.no_grad():
+        ckpt(x)
+        ckpt.eval()(x)
+    assert spy.call_count == 0
     assert torch.allclose(results[0][0], results[1][0])
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
     for name, grad in results[0][2].items():

@@ -2,18 +2,22 @@
 import logging
 import re
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import timm
 import torch
+import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from safetensors.torch import save_file
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from checkpoint_factory import randomize_bn
 from mmfasternet.models import GhostNetV2
+from mmfasternet.models.backbones import ghostnetv2 as ghostnetv2_module
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
@@ -24,9 +28,12 @@ WIDTHS = {
     '1.3': ('130', (32, 52, 144, 208), 't1'),
     '1.6': ('160', (40, 64, 180, 256), 't2'),
 }
+# Stem conv channels of each width (what a refusal names).
+STEM_CHANNELS = {'1.0': 16, '1.3': 20, '1.6': 24}
 # The last group of bottlenecks at strides 4, 8, 16, 32 in timm's model.
 STAGE_ENDS = (2, 4, 6, 8)
 INPUT_SHAPE = (2, 3, 72, 104)
+SYNC_BN = dict(type='SyncBN', requires_grad=True)
 
 
 def random_timm_ghostnetv2(arch: str, seed: int = 0) -> torch.nn.Module:
@@ -65,6 +72,23 @@ def assert_matches_timm(model, timm_model, x):
 def randomize_out_norms(model):
     randomize_bn(model)  # also the output norms: they are compared too
     return model
+
+
+def bn_types(model):
+    """``{module name: 'SyncBN' or 'BN'}`` for every BN layer."""
+    return {
+        name: 'SyncBN' if isinstance(module, nn.SyncBatchNorm) else 'BN'
+        for name, module in model.named_modules()
+        if isinstance(module, _BatchNorm)
+    }
+
+
+def save_timm_safetensors(timm_model, path):
+    save_file({
+        k: v.contiguous()
+        for k, v in timm_model.state_dict().items()
+    }, str(path))
+    return path
 
 
 # --------------------------------------------------------------------------
@@ -115,6 +139,8 @@ def test_out_indices_forms(out_indices, expected):
     (dict(out_indices=4), 'out of range'),
     (dict(out_indices=(1, -3)), 'repeats'),
     (dict(frozen_stages=5), 'frozen_stages'),
+    (dict(norm_cfg=dict(type='GN', num_groups=4)),
+     "norm_cfg type must be one of ['BN', 'SyncBN']"),
 ])
 def test_bad_arguments_raise(kwargs, error):
     with pytest.raises(ValueError, match=re.escape(error)):
@@ -130,14 +156,11 @@ def timm_files(tmp_path_factory):
     """GhostNetV2-1.0 weights in timm's hub formats: {suffix: path}."""
     root = tmp_path_factory.mktemp('ghostnetv2_100.in1k')
     timm_model = random_timm_ghostnetv2('1.0', seed=1)
-    state = timm_model.state_dict()
     files = dict(
-        safetensors=root / 'model.safetensors', bin=root / 'pytorch_model.bin')
-    save_file({
-        k: v.contiguous()
-        for k, v in state.items()
-    }, str(files['safetensors']))
-    torch.save(state, files['bin'])
+        safetensors=save_timm_safetensors(timm_model,
+                                          root / 'model.safetensors'),
+        bin=root / 'pytorch_model.bin')
+    torch.save(timm_model.state_dict(), files['bin'])
     return timm_model, files
 
 
@@ -181,15 +204,20 @@ def test_timm_hub_files_load_through_init_cfg(timm_files, fmt):
     assert not [r for r in records if r.levelno >= logging.WARNING]
 
 
-@pytest.mark.parametrize('arch,named', [('1.3', 'GhostNetV2-1.0'),
-                                        ('1.6', 'GhostNetV2-1.0')])
-def test_other_width_is_refused_by_name(timm_files, arch, named):
-    _, files = timm_files
+@pytest.mark.parametrize('arch,saved', [('1.3', '1.0'), ('1.6', '1.0'),
+                                        ('1.0', '1.3'), ('1.3', '1.6')])
+def test_other_width_is_refused_by_name(timm_files, tmp_path, arch, saved):
+    """Wider and narrower weights alike."""
+    path = timm_files[1]['safetensors'] if saved == '1.0' else \
+        save_timm_safetensors(
+            timm.create_model(f'ghostnetv2_{WIDTHS[saved][0]}'),
+            tmp_path / 'model.safetensors')
     with pytest.raises(
             RuntimeError,
-            match=rf'GhostNetV2-{arch}: the checkpoint is {named} '
-            r'weights \(stem conv with 16 channels'):
-        init_with(arch, files['safetensors'])
+            match=rf'GhostNetV2-{arch}: the checkpoint is GhostNetV2-{saved} '
+            rf'weights \(stem conv with {STEM_CHANNELS[saved]} channels; '
+            rf'this model has {STEM_CHANNELS[arch]}\)'):
+        init_with(arch, path)
 
 
 def test_prefix_is_checked(timm_files, tmp_path):
@@ -282,23 +310,71 @@ def test_norm_eval_holds_across_train_calls():
                if isinstance(m, _BatchNorm))
 
 
-def test_with_cp_same_outputs_and_gradients():
+def test_with_cp_checkpoints_every_bottleneck(monkeypatch):
+    """Once per bottleneck in training, never without gradients; the same
+    outputs and gradients as without checkpointing."""
+    spy = mock.Mock(wraps=ghostnetv2_module.cp.checkpoint)
+    monkeypatch.setattr(ghostnetv2_module.cp, 'checkpoint', spy)
     results = []
     for with_cp in (False, True):
         torch.manual_seed(0)
         model = GhostNetV2('1.0', with_cp=with_cp).train()
+        bottlenecks = sum(len(group) for group in model.blocks)
         x = torch.rand(2, 3, 64, 64, requires_grad=True)
+        spy.reset_mock()
         outs = model(x)
+        assert spy.call_count == (bottlenecks if with_cp else 0)
         sum(o.square().sum() for o in outs).backward()
         results.append((outs, x.grad, {
             n: p.grad
             for n, p in model.named_parameters()
         }))
+    assert bottlenecks == 16
+    spy.reset_mock()
+    with torch.no_grad():
+        model(x)
+        model.eval()(x)
+    assert spy.call_count == 0
     for a, b in zip(results[0][0], results[1][0]):
         assert torch.allclose(a, b, atol=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
     for name, grad in results[0][2].items():
         assert torch.allclose(grad, results[1][2][name], atol=1e-6), name
+
+
+# --------------------------------------------------------------------------
+# norm_cfg
+
+
+def test_sync_bn_reaches_every_bn_and_keeps_timm_parity():
+    timm_model = random_timm_ghostnetv2('1.3')
+    model = randomize_out_norms(GhostNetV2('1.3', norm_cfg=SYNC_BN))
+    plain = GhostNetV2('1.3')
+    types = bn_types(model)
+    assert set(types) == set(bn_types(plain))  # stem, timm's blocks, norm{i}
+    assert set(types.values()) == {'SyncBN'}
+    assert list(model.state_dict()) == list(plain.state_dict())
+    model.load_state_dict(timm_model.state_dict(), strict=False)
+    assert_matches_timm(model, timm_model, torch.rand(*INPUT_SHAPE))
+    # What MMEngine's runner does in one process: BN again, same outputs.
+    x = torch.rand(*INPUT_SHAPE)
+    with torch.no_grad():
+        refs = model(x)
+        reverted = revert_sync_batchnorm(model)
+        assert not any(
+            isinstance(m, nn.SyncBatchNorm) for m in reverted.modules())
+        for out, ref in zip(reverted(x), refs):
+            assert torch.equal(out, ref)
+    sum(o.sum() for o in reverted.train()(x)).backward()
+
+
+def test_norm_cfg_requires_grad_reaches_timm_bn():
+    model = GhostNetV2('1.0', norm_cfg=dict(type='BN', requires_grad=False))
+    assert set(bn_types(model).values()) == {'BN'}
+    for name, module in model.named_modules():
+        if isinstance(module, _BatchNorm):
+            assert not any(p.requires_grad for p in module.parameters()), name
+    assert model.conv_stem.weight.requires_grad
 
 
 # --------------------------------------------------------------------------
@@ -347,13 +423,29 @@ def test_readme_lists_every_config():
     assert sorted(readme_params()) == sorted(name for name, _, _ in CONFIGS)
 
 
+# Backbone options that both backbones take, with their shared defaults.
+SHARED_OPTIONS = dict(
+    out_indices=(0, 1, 2, 3),
+    norm_cfg=dict(type='BN', requires_grad=True),
+    frozen_stages=-1,
+    norm_eval=False,
+    with_cp=False)
+
+
 @pytest.mark.parametrize('name,base,arch', CONFIGS)
 def test_config_changes_only_the_backbone_and_builds(name, base, arch):
     config = Config.fromfile(str(CONFIG_DIR / name))
     cfg = config.to_dict()
     ref = Config.fromfile(str(CONFIG_DIR / base)).to_dict()
     backbone = cfg['model'].pop('backbone')
-    ref['model'].pop('backbone')
+    ref_backbone = ref['model'].pop('backbone')
+    # The type changes, not how it trains: norm type, freezing, outputs.
+    for key, default in SHARED_OPTIONS.items():
+        value, expected = (
+            b.get(key, default) for b in (backbone, ref_backbone))
+        if isinstance(default, tuple):
+            value, expected = tuple(value), tuple(expected)
+        assert value == expected, f'{name}: backbone {key}'
     outputs = backbone['out_indices']
     assert cfg['model']['neck'].pop('in_channels') == [
         WIDTHS[arch][1][i] for i in outputs
@@ -373,6 +465,13 @@ def test_config_changes_only_the_backbone_and_builds(name, base, arch):
     # It builds (no checkpoint is read), with the README's parameter count.
     init_default_scope(config.default_scope)
     model = MODELS.build(config.model)
+    # One norm class wherever GhostNetV2 has a BN: SyncBN in the ADE20K
+    # configs (their backbone norm_cfg); RTMDet's use_syncbn converts the
+    # whole detector only when there is more than one process.
+    types = bn_types(model.backbone)
+    assert set(types) == set(bn_types(GhostNetV2(arch, out_indices=outputs)))
+    expected = 'SyncBN' if '_ade20k_' in name else 'BN'
+    assert set(types.values()) == {expected}, name
     counted = sum(p.numel() for p in model.parameters()) / 1e6
     listed = readme_params().get(name)
     assert listed is not None and abs(counted - listed) <= 0.005, \

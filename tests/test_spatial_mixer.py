@@ -1,5 +1,6 @@
 """The spatial-mixer switch: every mixer trains, deploys and loads."""
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch.nn as nn
 
 from checkpoint_factory import random_timm_fasternet, randomize_bn
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
+from mmfasternet.models.backbones import fasternet as fasternet_module
 from mmfasternet.models.backbones.fasternet import (SPATIAL_MIXERS,
                                                     build_spatial_mixer)
 from mmfasternet.models.utils.weight_layouts import (convert_to_mmfasternet,
@@ -78,15 +80,20 @@ def test_mixer_deploy_equals_eager(mixer):
 
 
 @pytest.mark.parametrize('mixer', ['dwconv', 'identity'])
-def test_mixer_with_cp_same_gradients(mixer):
+def test_mixer_with_cp_same_gradients(mixer, monkeypatch):
+    spy = mock.Mock(wraps=fasternet_module.cp.checkpoint)
+    monkeypatch.setattr(fasternet_module.cp, 'checkpoint', spy)
     plain = toy(mixer).train()
     ckpt = toy(mixer, with_cp=True).train()
     ckpt.load_state_dict(plain.state_dict())
     x = torch.rand(2, 3, 32, 32, requires_grad=True)
     grads = []
-    for model in (plain, ckpt):
+    for model, calls in ((plain, 0), (ckpt, sum(TOY['depths']))):
         x.grad = None
-        sum(o.sum() for o in model(x)).backward()
+        spy.reset_mock()
+        outs = model(x)
+        assert spy.call_count == calls  # once per block, checkpointed
+        sum(o.sum() for o in outs).backward()
         grads.append(x.grad.clone())
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
 

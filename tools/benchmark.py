@@ -216,8 +216,8 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
     return out
 
 
-def tabulate(times: Dict[str, list], batch_size: int,
-             gflop: Optional[float], agreement: Dict[str, float],
+def tabulate(times: Dict[str, list], batch_size: int, gflop: Optional[float],
+             agreement: Dict[str, float],
              skipped: Dict[str, str]) -> Dict[str, Any]:
     """Rows of the table, with the peak taken from the same rounds.
 

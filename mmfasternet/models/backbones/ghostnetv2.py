@@ -55,6 +55,8 @@ _STAGE_GROUPS = ((1, 2), (3, 4), (5, 6), (7, 8))
 # timm's GhostNetV2 keeps the plain ghost module (no DFC attention) in its
 # first two bottlenecks.
 _PLAIN_BOTTLENECKS = 2
+# norm_cfg types and the class timm's BN layers become.
+_BLOCK_NORMS = {'BN': nn.BatchNorm2d, 'SyncBN': nn.SyncBatchNorm}
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -95,9 +97,16 @@ class GhostNetV2(BaseModule):
         out_indices (int | Sequence[int]): Stages whose outputs are
             returned; negative indices count from the last stage.
             Default: (0, 1, 2, 3).
-        norm_cfg (dict): The output norms (the bottlenecks are timm's and
-            keep ``nn.BatchNorm2d``; SyncBN conversion in a runner still
-            reaches them). Default: dict(type='BN', requires_grad=True).
+        norm_cfg (dict): Norm for all layers, as FasterNet's: the output
+            norms are built from it, and the BN layers of the stem and of
+            timm's bottlenecks (``nn.BatchNorm2d`` in timm) follow its type
+            and ``requires_grad``. ``type`` must be ``'BN'`` (timm's layers
+            unchanged) or ``'SyncBN'`` (every BN converted by
+            :meth:`torch.nn.SyncBatchNorm.convert_sync_batchnorm`, which
+            keeps module names, weights and statistics, so loading is
+            unchanged; use it for multi-GPU training, and a single process
+            or CPU DDP reverts it to BN). Default: dict(type='BN',
+            requires_grad=True).
         frozen_stages (int): -1 freezes nothing, 0 the stem (``conv_stem``,
             ``bn1``, ``blocks.0``), ``i`` the stem and stages ``0 .. i-1``
             together with their output norms. Default: -1.
@@ -149,6 +158,11 @@ class GhostNetV2(BaseModule):
             raise ValueError(f'frozen_stages must be in [-1, '
                              f'{self.num_stages}], got {frozen_stages}')
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
+        if norm_cfg['type'] not in _BLOCK_NORMS:
+            raise ValueError(
+                f'norm_cfg type must be one of {sorted(_BLOCK_NORMS)} '
+                '(timm\'s bottlenecks use BatchNorm2d), got '
+                f'{norm_cfg["type"]!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -176,12 +190,26 @@ class GhostNetV2(BaseModule):
                 index += 1
             groups.append(nn.Sequential(*bottlenecks))
         self.blocks = nn.Sequential(*groups)
+        self._apply_norm_cfg(norm_cfg)
         self.channels = tuple(
             _scaled(_GROUPS[g[-1]][-1][2], self.width) for g in _STAGE_GROUPS)
         for i in self.out_indices:
             self.add_module(f'norm{i}',
                             build_norm_layer(norm_cfg, self.channels[i])[1])
         self._freeze_stages()
+
+    def _apply_norm_cfg(self, norm_cfg: dict) -> None:
+        """Give the stem's and timm's BN layers the type and
+        ``requires_grad`` of ``norm_cfg`` (names and state unchanged)."""
+        for name in ('bn1', 'blocks'):
+            if _BLOCK_NORMS[norm_cfg['type']] is nn.SyncBatchNorm:
+                setattr(
+                    self, name,
+                    nn.SyncBatchNorm.convert_sync_batchnorm(
+                        getattr(self, name)))
+            for layer in getattr(self, name).modules():
+                if isinstance(layer, _BatchNorm):
+                    layer.requires_grad_(norm_cfg.get('requires_grad', True))
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> Tuple[str, float]:
