@@ -1,6 +1,7 @@
-"""ONNX export of FasterNet, RTMDet, RTMDet-Ins and Mask R-CNN (backbone,
-neck, RPN), checked with ONNX Runtime and
-OpenVINO, and evaluation of the exported detector through tools/test.py.
+"""ONNX export of FasterNet, RTMDet, RTMDet-Ins and Mask R-CNN's backbone,
+neck and RPN (``--mode features``; its end-to-end graph is in
+``test_onnx_mask_rcnn.py``), checked with ONNX Runtime and OpenVINO, and
+evaluation of the exported detector through tools/test.py.
 
 Random weights at toy sizes. The features of the backbone must match
 PyTorch within 1e-4 relative, the detections of the end-to-end RTMDet
@@ -153,16 +154,48 @@ def test_unexportable_module_is_named(tmp_path):
     assert 'Traceback' not in message and '\n' not in message
 
 
-def test_mask_rcnn_exports_features_and_rpn_only(tmp_path):
+def test_unsupported_detector_end2end_is_refused(tmp_path):
+    """A detector with no end-to-end wrapper (RetinaNet) is refused with
+    the head's name and a pointer to --mode features."""
+    cfg = Config.fromfile(
+        str(REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'))
+    init_default_scope('mmdet')
+    retina = dict(
+        type='RetinaNet',
+        data_preprocessor=cfg.model.data_preprocessor,
+        backbone=cfg.model.backbone,
+        neck=dict(cfg.model.neck, add_extra_convs='on_input', num_outs=5),
+        bbox_head=dict(
+            type='RetinaHead',
+            num_classes=3,
+            in_channels=cfg.model.neck.out_channels,
+            feat_channels=32,
+            anchor_generator=dict(
+                type='AnchorGenerator',
+                octave_base_scale=4,
+                scales_per_octave=3,
+                ratios=[0.5, 1.0, 2.0],
+                strides=[8, 16, 32, 64, 128]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder')),
+        test_cfg=dict(
+            nms_pre=100,
+            score_thr=0.05,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=10))
+    model = MODELS.build(retina).eval()
+    with pytest.raises(ExportError, match='RetinaHead.*--mode features'):
+        export_onnx(model, str(tmp_path / 'x.onnx'), mode='end2end')
+
+
+def test_mask_rcnn_features_mode_exports_backbone_neck_rpn(tmp_path):
     cfg = Config.fromfile(
         str(REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'))
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model).eval()
-    with pytest.raises(ExportError, match='StandardRoIHead.*--mode features'):
-        export_onnx(model, str(tmp_path / 'x.onnx'), mode='end2end')
-    # What it can export: backbone, neck and the RPN head's outputs.
+    # --mode features: backbone, neck and the RPN head's outputs.
     onnx_file = str(tmp_path / 'mask_rcnn.onnx')
-    wrapper = export_onnx(model, onnx_file, input_shape=(64, 96))
+    wrapper = export_onnx(
+        model, onnx_file, mode='features', input_shape=(64, 96))
     runner = build_backend('onnxruntime', onnx_file)
     assert runner.output_names[5:7] == ['rpn_cls0', 'rpn_cls1']
     x = example_inputs('features', 1, (64, 96), seed=4)

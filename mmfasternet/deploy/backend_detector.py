@@ -5,7 +5,9 @@ from ``tools/deploy/export_onnx.py --mode end2end``, runs it with ONNX
 Runtime or OpenVINO and returns mmdet ``DetDataSample`` predictions, so
 that the config's evaluator (``tools/test.py --backend``) and mmdet's
 ``DetInferencer`` (``demo/image_demo.py --backend``) use it like the
-PyTorch model.
+PyTorch model. Masks come back at each image's original size: RTMDet-Ins's
+logits are resized, Mask R-CNN's per-box probabilities pasted, as mmdet
+does.
 """
 import math
 from typing import List, Optional, Union
@@ -17,6 +19,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from .backends import build_backend
+from .mask_rcnn import MASKS_PROP, ROI_MASKS
 
 END2END_OUTPUTS = ['batch_index', 'boxes', 'scores', 'labels']
 
@@ -27,11 +30,15 @@ class BackendDetector(BaseModel):
 
     Args:
         model_file (str): The ``.onnx`` file (outputs ``batch_index``,
-            ``boxes``, ``scores``, ``labels``).
+            ``boxes``, ``scores``, ``labels``, and ``masks``: RTMDet-Ins's
+            logits at input size, or, when the file's metadata says
+            ``roi_probs``, Mask R-CNN's probabilities inside each box).
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
             Default: 'onnxruntime'.
         data_preprocessor (dict, optional): The config's
             ``model.data_preprocessor``.
+        mask_thr_binary (float): Threshold of the binary masks (the
+            config's ``mask_thr_binary``). Default: 0.5.
     """
 
     def __init__(self,
@@ -51,7 +58,10 @@ class BackendDetector(BaseModel):
                 f'those of an end-to-end detector ({END2END_OUTPUTS}); '
                 'export it with tools/deploy/export_onnx.py --mode end2end')
         import onnx
-        graph = onnx.load(model_file, load_external_data=False).graph
+        onnx_model = onnx.load(model_file, load_external_data=False)
+        props = {p.key: p.value for p in onnx_model.metadata_props}
+        self.roi_masks = props.get(MASKS_PROP) == ROI_MASKS
+        graph = onnx_model.graph
         dims = graph.input[0].type.tensor_type.shape.dim
         self.graph_batch = dims[0].dim_value or None  # None: dynamic
         self.graph_hw = (dims[2].dim_value, dims[3].dim_value)
@@ -95,7 +105,10 @@ class BackendDetector(BaseModel):
             pred.bboxes = torch.from_numpy(boxes[keep])
             pred.scores = torch.from_numpy(scores[keep])
             pred.labels = torch.from_numpy(labels[keep])
-            if self.with_masks:
+            if self.roi_masks:
+                pred.masks = self._paste_masks(
+                    torch.from_numpy(outputs[4][keep]), pred.bboxes, sample)
+            elif self.with_masks:
                 pred.masks = self._masks(
                     torch.from_numpy(outputs[4][keep]), rescale[b], sample)
             sample.pred_instances = pred
@@ -119,6 +132,31 @@ class BackendDetector(BaseModel):
             align_corners=False)[0, :, :ori_h, :ori_w]
         return logits.sigmoid() > self.mask_thr_binary
 
+    def _paste_masks(self, probs: torch.Tensor, boxes: torch.Tensor,
+                     sample) -> torch.Tensor:
+        """Mask R-CNN's (M, h, w) probabilities inside the boxes (original
+        image coordinates) pasted into the original image, one box at a
+        time, as mmdet's ``FCNMaskHead`` does on the CPU (same function:
+        grid sampling of each box's region, then ``mask_thr_binary``; a
+        negative threshold gives uint8 masks x 255, as there)."""
+        from mmdet.models.roi_heads.mask_heads.fcn_mask_head import \
+            _do_paste_mask
+        ori_h, ori_w = sample.ori_shape[:2]
+        binary = self.mask_thr_binary >= 0
+        masks = torch.zeros((probs.shape[0], ori_h, ori_w),
+                            dtype=torch.bool if binary else torch.uint8)
+        for i in range(probs.shape[0]):
+            pasted, region = _do_paste_mask(
+                probs[i:i + 1, None],
+                boxes[i:i + 1],
+                ori_h,
+                ori_w,
+                skip_empty=True)
+            masks[(slice(i, i + 1), ) + region] = (
+                pasted >= self.mask_thr_binary if binary else
+                (pasted * 255).to(torch.uint8))
+        return masks
+
 
 def backend_model_config(cfg, model_file: str, backend: str) -> None:
     """Make a test config evaluate ``model_file`` through ``backend``.
@@ -133,6 +171,7 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
     """
     test_cfg = cfg.model.get('test_cfg') or {}
+    test_cfg = test_cfg.get('rcnn') or test_cfg  # two-stage detectors
     cfg.model = dict(
         type='BackendDetector',
         model_file=model_file,

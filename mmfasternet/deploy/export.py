@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
+from .mask_rcnn import MaskRCNNEnd2End, mask_rcnn_supported
 from .wrappers import RTMDET_HEADS, FeatureWrapper, RTMDetEnd2End
 
 FEATURE_MODE = 'features'
@@ -20,6 +21,10 @@ class ExportError(RuntimeError):
 
 def end2end_supported(model: nn.Module) -> bool:
     """Whether :func:`build_export_module` can export ``model`` whole."""
+    return _is_rtmdet(model) or mask_rcnn_supported(model)
+
+
+def _is_rtmdet(model: nn.Module) -> bool:
     head = getattr(model, 'bbox_head', None)
     return head is not None and type(head).__name__ in RTMDET_HEADS
 
@@ -31,7 +36,8 @@ def build_export_module(model: nn.Module, mode: str,
     Args:
         model (nn.Module): A detector, segmentor or backbone in eval mode.
         mode (str): ``'features'``: backbone + neck outputs;
-            ``'end2end'``: final detections (RTMDet only).
+            ``'end2end'``: final detections (RTMDet, RTMDet-Ins, Mask
+            R-CNN and Faster R-CNN).
         input_shape (Sequence[int]): (H, W) of the exported input.
 
     Returns:
@@ -47,10 +53,13 @@ def build_export_module(model: nn.Module, mode: str,
         if head is None:
             head = getattr(model, 'roi_head', model)
         raise ExportError(
-            f'end-to-end export supports RTMDet heads {RTMDET_HEADS}; '
+            f'end-to-end export supports RTMDet heads {RTMDET_HEADS} and '
+            'Mask / Faster R-CNN (RPNHead, StandardRoIHead); '
             f'{type(model).__name__} has {type(head).__name__}: export the '
             f'backbone, neck (and RPN) with --mode {FEATURE_MODE}')
-    return RTMDetEnd2End(model, input_shape)
+    if _is_rtmdet(model):
+        return RTMDetEnd2End(model, input_shape)
+    return MaskRCNNEnd2End(model, input_shape)
 
 
 def example_inputs(mode: str,
@@ -152,7 +161,7 @@ def export_onnx(model: nn.Module,
     Args:
         model (nn.Module): The model, in eval mode, weights loaded.
         out_file (str): The ``.onnx`` file to write.
-        mode (str): ``'features'`` or ``'end2end'`` (RTMDet).
+        mode (str): ``'features'`` or ``'end2end'`` (RTMDet, Mask R-CNN).
             Default: 'features'.
         input_shape (Sequence[int]): (H, W). Default: (800, 1344).
         batch (int): Batch size of the traced input. Default: 1.
@@ -211,10 +220,22 @@ def export_onnx(model: nn.Module,
     if failure is not None:
         raise _export_error(wrapper, inputs, failed_in, failure,
                             opset) from failure
+    metadata = getattr(wrapper, 'onnx_metadata', None)
+    if metadata:
+        _add_metadata(out_file, metadata)
     print_log(
         f'exported {type(model).__name__} ({mode}) to {out_file}',
         logger='current')
     return wrapper
+
+
+def _add_metadata(onnx_file: str, props: Dict[str, str]) -> None:
+    """Store ``props`` in the file's ``metadata_props`` (what the graph's
+    outputs mean to :class:`~mmfasternet.deploy.BackendDetector`)."""
+    import onnx
+    model = onnx.load(onnx_file)
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, onnx_file)
 
 
 def _export_error(wrapper: nn.Module, inputs, stack: List[str], exc: Exception,

@@ -5,6 +5,8 @@
 * :class:`RTMDetEnd2End`: RTMDet from image to final detections, box
   decoding and NMS inside the graph (ONNX ``NonMaxSuppression``), with the
   same arithmetic as mmdet's ``predict`` so that both give the same boxes.
+* :func:`batched_nms` and :func:`clip_boxes`: the steps it shares with
+  :class:`~mmfasternet.deploy.mask_rcnn.MaskRCNNEnd2End`.
 """
 from typing import List, Sequence, Tuple
 
@@ -99,6 +101,66 @@ class _NonMaxSuppression(torch.autograd.Function):
             center_point_box_i=0)
 
 
+def flatten_level(cls_score: Tensor,
+                  bbox_pred: Tensor) -> Tuple[Tensor, Tensor]:
+    """One level's (B, A*K, H, W) logits and (B, A*4, H, W) regressions in
+    mmdet's order (position, anchor, class): (B, H*W*A*K) sigmoid scores
+    and (B, H*W*A, 4)."""
+    batch = cls_score.shape[0]
+    scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1).sigmoid()
+    return scores, bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, 4)
+
+
+def gather_rows(rows: Tensor, idxs: Tensor) -> Tensor:
+    """``rows`` (B, N, C) at ``idxs`` (B, K): (B, K, C)."""
+    return torch.gather(rows, 1,
+                        idxs.unsqueeze(-1).expand(-1, -1, rows.shape[2]))
+
+
+def clip_boxes(boxes: Tensor, high: Tensor) -> Tensor:
+    """Clamp x1, y1, x2, y2 to [0, ``high``] (``high`` broadcastable, as
+    w, h, w, h), as mmdet's box decoders clip to ``img_shape``."""
+    return torch.min(boxes.clamp(min=0), high)
+
+
+def batched_nms(boxes: Tensor,
+                scores: Tensor,
+                idxs: Tensor,
+                valid: Tensor,
+                max_per_img: int,
+                iou_thr: float,
+                score_thr: float = -0.5) -> Tensor:
+    """mmcv's ``batched_nms`` for each image, as one ONNX
+    ``NonMaxSuppression``.
+
+    Each image's boxes are shifted by ``idx * (max coordinate + 1)``, the
+    largest coordinate taken over its valid boxes, as mmcv does, so that
+    boxes of different ``idxs`` (classes, levels) never overlap.
+
+    Args:
+        boxes (Tensor): (B, N, 4) boxes, x1, y1, x2, y2.
+        scores (Tensor): (B, N) scores.
+        idxs (Tensor): (B, N) class (or level) of each box.
+        valid (Tensor): (B, N) bool, the candidates (mmcv's input after
+            its score and size filters); the others are never selected.
+        max_per_img (int): Boxes kept per image.
+        iou_thr (float): IoU above which the lower score is suppressed.
+        score_thr (float): The operator's score threshold, above -1 (the
+            score given to invalid candidates). Default: -0.5.
+
+    Returns:
+        Tensor: (M, 3) int64 (image, 0, box index), each image's boxes by
+        descending score.
+    """
+    scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
+    masked = torch.where(valid.unsqueeze(-1), boxes, torch.zeros_like(boxes))
+    max_coord = masked.reshape(boxes.shape[0], -1).max(dim=1, keepdim=True)[0]
+    offsets = idxs.to(boxes.dtype) * (max_coord + 1)
+    return _NonMaxSuppression.apply(boxes + offsets.unsqueeze(-1),
+                                    scores.unsqueeze(1), max_per_img, iou_thr,
+                                    score_thr)
+
+
 class RTMDetEnd2End(nn.Module):
     """RTMDet (``RTMDetHead`` / ``RTMDetSepBNHead``) with decoding and NMS.
 
@@ -161,9 +223,7 @@ class RTMDetEnd2End(nn.Module):
         for i, (cls_score,
                 bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
             priors = getattr(self, f'priors{i}')
-            scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1)
-            scores = scores.sigmoid()
-            dist = bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, 4)
+            scores, dist = flatten_level(cls_score, bbox_pred)
             h, w = self.featmap_sizes[i]
             k = h * w * num_classes
             if 0 < self.nms_pre < k:
@@ -171,19 +231,14 @@ class RTMDetEnd2End(nn.Module):
             scores, idxs = scores.topk(k, dim=1)
             prior_idxs = torch.div(idxs, num_classes, rounding_mode='floor')
             labels = idxs - prior_idxs * num_classes
-            dist = torch.gather(dist, 1,
-                                prior_idxs.unsqueeze(-1).expand(-1, -1, 4))
+            dist = gather_rows(dist, prior_idxs)
             level_priors = priors[prior_idxs]
             points = level_priors[..., :2]
             if self.with_masks:
                 kernel = outs[2][i]
                 kernel = kernel.permute(0, 2, 3,
                                         1).reshape(batch, -1, kernel.shape[1])
-                all_kernels.append(
-                    torch.gather(
-                        kernel, 1,
-                        prior_idxs.unsqueeze(-1).expand(
-                            -1, -1, kernel.shape[2])))
+                all_kernels.append(gather_rows(kernel, prior_idxs))
                 all_priors.append(level_priors)
             all_boxes.append(
                 torch.cat([points - dist[..., :2], points + dist[..., 2:]],
@@ -194,26 +249,16 @@ class RTMDetEnd2End(nn.Module):
         scores = torch.cat(all_scores, dim=1)
         labels = torch.cat(all_labels, dim=1)
         # Clip to each image's resized area, then back to its original size.
-        zero = torch.zeros_like(img_shape[:, :1])
-        low = torch.cat([zero, zero, zero, zero], dim=1).unsqueeze(1)
-        high = img_shape[:, [1, 0, 1, 0]].to(boxes.dtype).unsqueeze(1)
-        boxes = torch.min(torch.max(boxes, low), high)
+        boxes = clip_boxes(
+            boxes, img_shape[:, [1, 0, 1, 0]].to(boxes.dtype).unsqueeze(1))
         boxes = boxes * rescale[:, [0, 1, 0, 1]].unsqueeze(1)
         valid = scores > self.score_thr
         if self.min_bbox_size >= 0:
             w = boxes[..., 2] - boxes[..., 0]
             h = boxes[..., 3] - boxes[..., 1]
             valid = valid & (w > self.min_bbox_size) & (h > self.min_bbox_size)
-        scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
-        # mmcv's batched_nms: shift each class by (max coordinate + 1).
-        masked = torch.where(
-            valid.unsqueeze(-1), boxes, torch.zeros_like(boxes))
-        max_coord = masked.reshape(batch, -1).max(dim=1, keepdim=True)[0]
-        offsets = labels.to(boxes.dtype) * (max_coord + 1)
-        selected = _NonMaxSuppression.apply(boxes + offsets.unsqueeze(-1),
-                                            scores.unsqueeze(1),
-                                            self.max_per_img, self.iou_thr,
-                                            self.score_thr)
+        selected = batched_nms(boxes, scores, labels, valid, self.max_per_img,
+                               self.iou_thr, self.score_thr)
         batch_index, box_index = selected[:, 0], selected[:, 2]
         dets = (batch_index, boxes[batch_index, box_index],
                 scores[batch_index, box_index], labels[batch_index, box_index])

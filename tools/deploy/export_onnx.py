@@ -2,10 +2,12 @@
 
 Two graphs:
 
-* ``--mode end2end`` (RTMDet, RTMDet-Ins): image to final detections,
-  box decoding and NMS inside (ONNX ``NonMaxSuppression``); inputs
+* ``--mode end2end`` (RTMDet, RTMDet-Ins, Mask R-CNN, Faster R-CNN):
+  image to final detections, box decoding and NMS inside (ONNX
+  ``NonMaxSuppression``; Mask R-CNN's proposals and RoIAlign too); inputs
   ``input``, ``img_shape``, ``rescale``, outputs ``batch_index``,
-  ``boxes``, ``scores``, ``labels`` (and mask logits ``masks``).
+  ``boxes``, ``scores``, ``labels`` (and ``masks``: RTMDet-Ins's logits at
+  input size, Mask R-CNN's 28x28 probabilities, pasted outside).
   ``tools/test.py CONFIG FILE --backend onnxruntime|openvino`` evaluates
   it, ``demo/image_demo.py --backend`` draws it.
 * ``--mode features``: backbone + neck outputs, for any config.
@@ -18,8 +20,10 @@ Examples::
 
     python tools/deploy/export_onnx.py configs/rtmdet_fasternet_t0_8xb32-300e_coco.py \\
         work_dirs/rtmdet_t0/epoch_300.pth --out rtmdet_t0.onnx
+    python tools/deploy/export_onnx.py configs/mask_rcnn_fasternet_t0_fpn_1x_coco.py \\
+        CKPT --out mask_rcnn_t0.onnx --mode end2end --shape 1344 1344
     python tools/deploy/export_onnx.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \\
-        CKPT --out s_features.onnx --shape 800 1344 --deploy
+        CKPT --out s_features.onnx --shape 800 1344 --deploy --mode features
 """  # noqa: E501
 import argparse
 import os
@@ -52,8 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--mode',
         choices=['auto', END2END_MODE, FEATURE_MODE],
         default='auto',
-        help='end2end: final detections (RTMDet); features: backbone + '
-        'neck; auto: end2end where supported (default)')
+        help='end2end: final detections (RTMDet, RTMDet-Ins, Mask / Faster '
+        'R-CNN); features: backbone + neck; auto: end2end where supported '
+        '(default)')
     parser.add_argument(
         '--shape',
         type=int,
