@@ -8,21 +8,26 @@ PyTorch within 1e-4 relative, the detections of the end-to-end RTMDet
 graph (decoding and NMS inside) must be those of mmdet's ``predict``:
 same number, same labels, boxes and scores within 1e-4.
 """
+import argparse
 import pickle
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, init_default_scope
+from PIL import Image
 from test_tools_rtmdet import toy_options
 
 from checkpoint_factory import randomize_bn
-from mmfasternet.deploy import (ExportError, build_backend, compare_outputs,
-                                example_inputs, export_onnx)
+from mmfasternet.deploy import (ExportError, build_backend, check_sizes,
+                                compare_outputs, example_inputs, export_onnx)
 from mmfasternet.models import FasterNet
-from tool_runner import REPO, run_tool
+from tool_runner import REPO, run_tool, tool_env
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('openvino')
@@ -66,6 +71,42 @@ def test_backbone_features_match_pytorch(tmp_path, deploy):
     for backend, outputs in run_backends(onnx_file, inputs).items():
         err = compare_outputs(expected, outputs)
         assert err < 1e-4, (backend, err)
+
+
+def test_backbone_dynamic_shape_and_batch(tmp_path):
+    """--dynamic-shape --dynamic-batch: every output has its own size
+    symbols, and the file runs at another size and batch than the
+    export's, matching PyTorch there too."""
+    import onnx
+    torch.manual_seed(0)
+    model = randomize_bn(FasterNet(arch='t0')).eval()
+    onnx_file = str(tmp_path / 't0_dynamic.onnx')
+    wrapper = export_onnx(
+        model,
+        onnx_file,
+        input_shape=FEATURE_SHAPE,
+        dynamic_batch=True,
+        dynamic_shape=True)
+    graph = onnx.load(onnx_file).graph
+    dims = {
+        v.name:
+        [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(graph.input) + list(graph.output)
+    }
+    assert dims['input'] == ['batch', 3, 'height', 'width']
+    for i in range(4):
+        assert dims[f'feat{i}'][::2] == ['batch', f'feat{i}_h']
+        assert dims[f'feat{i}'][3] == f'feat{i}_w'
+    sizes = check_sizes(FEATURE_SHAPE, 1, True, True)
+    assert sizes == [(FEATURE_SHAPE, 1), ((128, 192), 2)]
+    for shape, batch in sizes:
+        inputs = example_inputs('features', batch, shape, seed=5)
+        with torch.no_grad():
+            expected = [t.numpy() for t in wrapper(*inputs)]
+        assert expected[0].shape == (batch, 40, shape[0] // 4, shape[1] // 4)
+        for backend, outputs in run_backends(onnx_file, inputs).items():
+            err = compare_outputs(expected, outputs)
+            assert err < 1e-4, (backend, shape, batch, err)
 
 
 def test_rtmdet_end_to_end_detections_match_predict(tmp_path):
@@ -137,6 +178,37 @@ def test_rtmdet_ins_end_to_end_masks_match_predict(tmp_path):
         assert (got.masks != pred.masks).float().mean() < 1e-3, backend
 
 
+def test_rtmdet_ins_exports_and_runs_with_no_detection(tmp_path):
+    """A trained model on a random input may keep no instance at all: the
+    mask branch must trace and run with zero instances (it once failed on
+    a ``reshape(0, -1, ...)``), and the engines return empty outputs."""
+    from mmdet.structures import DetDataSample
+
+    from mmfasternet.deploy.backend_detector import BackendDetector
+    cfg = Config.fromfile(INS_CONFIG)
+    cfg.model.test_cfg.score_thr = 1.0  # sigmoid scores never pass it
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = randomize_bn(MODELS.build(cfg.model)).eval()
+    onnx_file = str(tmp_path / 'ins_empty.onnx')
+    wrapper = export_onnx(
+        model, onnx_file, mode='end2end', input_shape=DET_SHAPE)
+    inputs = example_inputs('end2end', 1, DET_SHAPE, seed=2)
+    with torch.no_grad():
+        masks = wrapper(*inputs)[4]
+    assert tuple(masks.shape) == (0, *DET_SHAPE)
+    meta = dict(
+        img_shape=DET_SHAPE,
+        ori_shape=DET_SHAPE,
+        scale_factor=(1., 1.),
+        pad_shape=DET_SHAPE,
+        batch_input_shape=DET_SHAPE)
+    for backend in BACKENDS:
+        detector = BackendDetector(onnx_file, backend)
+        got = detector(inputs[0], [DetDataSample(metainfo=meta)])[0]
+        assert len(got.pred_instances) == 0, backend
+
+
 def test_unexportable_module_is_named(tmp_path):
 
     class Eigen(torch.nn.Module):
@@ -205,37 +277,122 @@ def test_mask_rcnn_features_mode_exports_backbone_neck_rpn(tmp_path):
     assert compare_outputs(expected, runner([x[0].numpy()])) < 1e-4
 
 
-def test_tools_test_backend_gives_pytorch_map(toy_coco_root, tmp_path):
-    """export_onnx.py, then tools/test.py with PyTorch and ONNX Runtime on
-    the same random-weight checkpoint: same predictions, same mAP."""
-    ckpt = tmp_path / 'rtmdet.pth'
-    torch.save({'state_dict': build_rtmdet(seed=1).state_dict()}, ckpt)
+@pytest.fixture(scope='module')
+def exported_rtmdet(toy_coco_root, tmp_path_factory):
+    """The toy RTMDet config at half size on the fixture's data (dumped
+    with the options, so that every tool reads it alone), a random-weight
+    checkpoint with ``score_thr`` 0 (detections to compare), and the file
+    ``export_onnx.py`` made of it: (config, checkpoint, onnx file,
+    export output)."""
+    root = tmp_path_factory.mktemp('rtmdet_export')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     options = [
         o for o in toy_options(DET_CONFIG, toy_coco_root)
         if o.startswith(('test_', 'model.'))
     ]
-    onnx_file = tmp_path / 'rtmdet.onnx'
-    output = run_tool('deploy/export_onnx.py', DET_CONFIG, str(ckpt), '--out',
-                      str(onnx_file), '--cfg-options', *options)
-    assert re.search(
-        r'onnxruntime vs PyTorch: max relative error \S+ '
-        r'\(within', output)
-    results = {}
-    for name, extra in (('pytorch', []), ('onnxruntime',
-                                          ['--backend', 'onnxruntime'])):
-        model_file = onnx_file if extra else ckpt
-        out = tmp_path / f'{name}.pkl'
-        output = run_tool('test.py', DET_CONFIG, str(model_file), '--work-dir',
-                          str(tmp_path / name), '--out', str(out), *extra,
-                          '--cfg-options', *options)
-        mean_ap = float(re.search(r'coco/bbox_mAP: ([\d.]+)', output)[1])
-        with open(out, 'rb') as f:
-            results[name] = (mean_ap, pickle.load(f))
-    (map_pt, preds_pt), (map_ort, preds_ort) = results.values()
-    assert abs(map_pt - map_ort) <= 0.005
-    assert len(preds_pt) == len(preds_ort) == 4
-    for a, b in zip(preds_pt, preds_ort):
+    cfg = Config.fromfile(DET_CONFIG)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options', *options]).cfg_options)
+    config = str(root / 'rtmdet_toy.py')
+    cfg.dump(config)
+    ckpt = root / 'rtmdet.pth'
+    torch.save({'state_dict': build_rtmdet(seed=1).state_dict()}, ckpt)
+    onnx_file = root / 'rtmdet.onnx'
+    output = run_tool('deploy/export_onnx.py', config, str(ckpt), '--out',
+                      str(onnx_file), '--check-backend', *BACKENDS)
+    return config, ckpt, onnx_file, output
+
+
+def test_export_tool_checks_detections_then_reports(exported_rtmdet):
+    """The check compares detections (not 0 against 0), and "exported" is
+    printed only after every engine's check passed."""
+    output = exported_rtmdet[3]
+    lines = output.splitlines()
+    checks = [
+        i for i, line in enumerate(lines) if re.match(
+            r'\w+ vs PyTorch at 1x3x128x128: max relative error '
+            r'\S+ \(within tolerance 0.0001\), \d+ detections '
+            r'compared$', line)
+    ]
+    assert len(checks) == len(BACKENDS), output
+    for i in checks:
+        assert int(re.search(r'(\d+) detections', lines[i])[1]) > 0
+    exported = [
+        i for i, line in enumerate(lines) if line.startswith('exported ')
+    ]
+    assert len(exported) == 1 and exported[0] > max(checks), output
+    assert 'checked with onnxruntime and openvino' in lines[exported[0]]
+
+
+@pytest.fixture(scope='module')
+def pytorch_predictions(exported_rtmdet):
+    """tools/test.py on the PyTorch checkpoint: (bbox mAP, predictions)."""
+    config, ckpt = exported_rtmdet[:2]
+    return tools_test_predictions(config, ckpt, ckpt.parent / 'pytorch')
+
+
+def tools_test_predictions(config: str, model_file, work_dir: Path,
+                           *extra) -> tuple:
+    """``tools/test.py`` ``--out``: its bbox mAP and pickled predictions."""
+    out = work_dir / 'predictions.pkl'
+    output = run_tool('test.py', config, str(model_file), '--work-dir',
+                      str(work_dir), '--out', str(out), *extra)
+    mean_ap = float(re.search(r'coco/bbox_mAP: ([\d.]+)', output)[1])
+    with open(out, 'rb') as f:
+        return mean_ap, pickle.load(f)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_tools_test_backend_gives_pytorch_predictions(exported_rtmdet,
+                                                      pytorch_predictions,
+                                                      backend, tmp_path):
+    """export_onnx.py, then tools/test.py with PyTorch and an engine on
+    the same random-weight checkpoint: the same predictions, image by
+    image (the real check: with random weights both mAPs are ~0)."""
+    config, _, onnx_file, _ = exported_rtmdet
+    map_engine, preds_engine = tools_test_predictions(config, onnx_file,
+                                                      tmp_path, '--backend',
+                                                      backend)
+    map_pt, preds_pt = pytorch_predictions
+    assert abs(map_pt - map_engine) <= 0.005
+    assert len(preds_pt) == len(preds_engine) == 4
+    compared = 0
+    for a, b in zip(preds_pt, preds_engine):
         a, b = a['pred_instances'], b['pred_instances']
         assert len(a['labels']) > 0
         assert torch.equal(a['labels'], b['labels'])
         assert torch.allclose(a['bboxes'], b['bboxes'], rtol=1e-4, atol=1e-3)
+        compared += len(a['labels'])
+    assert compared > 0
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_image_demo_backend_draws_exported_file(exported_rtmdet, toy_coco_root,
+                                                backend, tmp_path):
+    """``demo/image_demo.py --backend`` runs the exported file and saves the
+    picture at the image's size, with the detections (score_thr 0 in the
+    graph and for drawing) drawn on it."""
+    config, _, onnx_file, _ = exported_rtmdet
+    image = sorted((Path(toy_coco_root) / 'val').glob('*.jpg'))[0]
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO / 'demo' / 'image_demo.py'),
+        str(image), config, '--weights',
+        str(onnx_file), '--backend', backend, '--out-dir',
+        str(tmp_path), '--score-thr', '0'
+    ],
+                          cwd=str(REPO),
+                          env=tool_env(),
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    picture = tmp_path / 'vis' / image.name
+    assert f'Saved {picture}' in proc.stdout
+    with Image.open(picture) as img, Image.open(image) as original:
+        assert img.size == original.size
+        drawn = np.asarray(img.convert('RGB'), dtype=np.int64)
+        plain = np.asarray(original.convert('RGB'), dtype=np.int64)
+    assert np.abs(drawn - plain).max() > 100

@@ -127,7 +127,10 @@ def test_tools_test_backend_gives_pytorch_segm_map(toy_coco_info, tmp_path):
     output = run_tool('deploy/export_onnx.py', config, str(ckpt), '--out',
                       str(onnx_file), '--mode', 'end2end', '--shape', '96',
                       '128')
-    assert re.search(r'onnxruntime vs PyTorch: .* \(within', output)
+    check = re.search(
+        r'onnxruntime vs PyTorch at 1x3x96x128: .* \(within .*\), '
+        r'(\d+) detections compared', output)
+    assert check and int(check[1]) > 0, output
     results = {}
     for name, extra in (('pytorch', []), ('onnxruntime',
                                           ['--backend', 'onnxruntime'])):

@@ -5,16 +5,19 @@ themselves are imported only when a runner is built.
 """
 from .backend_detector import BackendDetector, backend_model_config
 from .backends import BACKENDS, OpenVINORunner, ORTRunner, build_backend
-from .export import (END2END_MODE, FEATURE_MODE, ExportError,
-                     build_export_module, check_with_backend, compare_outputs,
-                     end2end_supported, example_inputs, export_onnx)
+from .export import (END2END_MODE, FEATURE_MODE, BackendCheck, ExportError,
+                     build_export_module, check_sizes, check_with_backend,
+                     compare_outputs, end2end_supported, example_inputs,
+                     export_onnx, load_export_checkpoint)
 from .mask_rcnn import MaskRCNNEnd2End, mask_rcnn_supported
 from .wrappers import FeatureWrapper, RTMDetEnd2End
 
 __all__ = [
-    'BACKENDS', 'BackendDetector', 'END2END_MODE', 'ExportError',
-    'FEATURE_MODE', 'FeatureWrapper', 'MaskRCNNEnd2End', 'ORTRunner',
-    'OpenVINORunner', 'RTMDetEnd2End', 'backend_model_config', 'build_backend',
-    'build_export_module', 'check_with_backend', 'compare_outputs',
-    'end2end_supported', 'example_inputs', 'export_onnx', 'mask_rcnn_supported'
+    'BACKENDS', 'BackendCheck', 'BackendDetector', 'END2END_MODE',
+    'ExportError', 'FEATURE_MODE', 'FeatureWrapper', 'MaskRCNNEnd2End',
+    'ORTRunner', 'OpenVINORunner', 'RTMDetEnd2End', 'backend_model_config',
+    'build_backend', 'build_export_module', 'check_sizes',
+    'check_with_backend', 'compare_outputs', 'end2end_supported',
+    'example_inputs', 'export_onnx', 'load_export_checkpoint',
+    'mask_rcnn_supported'
 ]

@@ -282,18 +282,26 @@ class RTMDetEnd2End(nn.Module):
         strides = priors[:, 2:].reshape(-1, 1, 2)
         relative = (points - coord).permute(0, 2, 1) / (
             strides[..., 0].reshape(-1, 1, 1) * 8)
+        # Sizes spelled out, not -1: with no instance (an image where
+        # nothing passes the threshold) a -1 next to a 0 is ambiguous.
         feat = torch.cat(
-            [relative, mask_feat.reshape(num_inst, -1, h * w)], dim=1)
+            [relative,
+             mask_feat.reshape(num_inst, mask_feat.shape[1], h * w)],
+            dim=1)
         n_layers = len(head.weight_nums)
         params = torch.split(
             kernels, list(head.weight_nums) + list(head.bias_nums), dim=1)
         for i in range(n_layers):
-            weight = params[i].reshape(num_inst, -1, feat.shape[1])
-            bias = params[n_layers + i].reshape(num_inst, -1, 1)
+            out_channels = head.bias_nums[i]
+            weight = params[i].reshape(num_inst, out_channels,
+                                       head.weight_nums[i] // out_channels)
+            bias = params[n_layers + i].reshape(num_inst, out_channels, 1)
             feat = torch.bmm(weight, feat) + bias
             if i < n_layers - 1:
                 feat = feat.relu()
-        logits = feat.reshape(1, num_inst, h, w)
+        # Instances as the batch dimension: interpolate accepts an empty
+        # batch, not empty channels.
+        logits = feat.reshape(num_inst, 1, h, w)
         stride = head.prior_generator.strides[0][0]
         logits = F.interpolate(logits, scale_factor=stride, mode='bilinear')
-        return logits[0]
+        return logits[:, 0]
