@@ -300,29 +300,59 @@ def exported_rtmdet(toy_coco_root, tmp_path_factory):
     torch.save({'state_dict': build_rtmdet(seed=1).state_dict()}, ckpt)
     onnx_file = root / 'rtmdet.onnx'
     output = run_tool('deploy/export_onnx.py', config, str(ckpt), '--out',
-                      str(onnx_file), '--check-backend', *BACKENDS)
+                      str(onnx_file), '--check-backend', *BACKENDS,
+                      '--check-image', *toy_val_images(toy_coco_root))
     return config, ckpt, onnx_file, output
 
 
-def test_export_tool_checks_detections_then_reports(exported_rtmdet):
-    """The check compares detections (not 0 against 0), and "exported" is
-    printed only after every engine's check passed."""
-    output = exported_rtmdet[3]
-    lines = output.splitlines()
-    checks = [
-        i for i, line in enumerate(lines) if re.match(
-            r'\w+ vs PyTorch at 1x3x128x128: max relative error '
-            r'\S+ \(within tolerance 0.0001\), \d+ detections '
-            r'compared$', line)
-    ]
-    assert len(checks) == len(BACKENDS), output
-    for i in checks:
+def toy_val_images(root: str, count: int = 2) -> list:
+    return [str(Path(root) / 'val' / f'{i:06d}.jpg') for i in range(count)]
+
+
+def check_lines(lines: list, pattern: str) -> list:
+    """Indices of the lines matching ``pattern``, one per engine, each
+    with more than 0 detections."""
+    found = [i for i, line in enumerate(lines) if re.match(pattern, line)]
+    assert len(found) == len(BACKENDS), '\n'.join(lines)
+    for i in found:
         assert int(re.search(r'(\d+) detections', lines[i])[1]) > 0
+    return found
+
+
+def test_export_tool_checks_detections_then_reports(exported_rtmdet):
+    """The checks compare detections (not 0 against 0), on the random
+    input and, with --check-image, on real images through the test
+    pipeline; "exported" is printed only after every check passed."""
+    lines = exported_rtmdet[3].splitlines()
+    checks = check_lines(
+        lines, r'\w+ vs PyTorch at 1x3x128x128: max relative error '
+        r'\S+ \(within tolerance 0.0001\), \d+ detections compared$')
+    on_images = check_lines(
+        lines, r'\w+ vs PyTorch on 2 image\(s\) through the test pipeline: '
+        r'\d+ detections, 0 image\(s\) with another count, 0 other '
+        r'labels, .* \(OK\)$')
     exported = [
         i for i, line in enumerate(lines) if line.startswith('exported ')
     ]
-    assert len(exported) == 1 and exported[0] > max(checks), output
+    assert len(exported) == 1
+    assert exported[0] > max(checks + on_images)
     assert 'checked with onnxruntime and openvino' in lines[exported[0]]
+
+
+def test_image_check_fails_on_other_weights(exported_rtmdet, toy_coco_root):
+    """The real-image check can fail: the file against a PyTorch model
+    with other weights finds other detections."""
+    from mmfasternet.deploy import compare_on_images
+    config, _, onnx_file, _ = exported_rtmdet
+    cfg = Config.fromfile(config)
+    init_default_scope('mmdet')
+    torch.manual_seed(7)
+    other = randomize_bn(MODELS.build(cfg.model)).eval()
+    found = compare_on_images(other, cfg, str(onnx_file),
+                              toy_val_images(toy_coco_root), 'onnxruntime')
+    assert found.detections > 0
+    assert (found.count_mismatches + found.label_mismatches > 0
+            or found.box_error > 0.01)
 
 
 @pytest.fixture(scope='module')

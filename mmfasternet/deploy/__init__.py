@@ -3,7 +3,8 @@
 Importing this package registers :class:`BackendDetector`; the engines
 themselves are imported only when a runner is built.
 """
-from .backend_detector import BackendDetector, backend_model_config
+from .backend_detector import (BackendDetector, ImageCheck,
+                               backend_model_config, compare_on_images)
 from .backends import BACKENDS, OpenVINORunner, ORTRunner, build_backend
 from .export import (END2END_MODE, FEATURE_MODE, BackendCheck, ExportError,
                      build_export_module, check_sizes, check_with_backend,
@@ -14,10 +15,10 @@ from .wrappers import FeatureWrapper, RTMDetEnd2End
 
 __all__ = [
     'BACKENDS', 'BackendCheck', 'BackendDetector', 'END2END_MODE',
-    'ExportError', 'FEATURE_MODE', 'FeatureWrapper', 'MaskRCNNEnd2End',
-    'ORTRunner', 'OpenVINORunner', 'RTMDetEnd2End', 'backend_model_config',
-    'build_backend', 'build_export_module', 'check_sizes',
-    'check_with_backend', 'compare_outputs', 'end2end_supported',
-    'example_inputs', 'export_onnx', 'load_export_checkpoint',
-    'mask_rcnn_supported'
+    'ImageCheck', 'compare_on_images', 'ExportError', 'FEATURE_MODE',
+    'FeatureWrapper', 'MaskRCNNEnd2End', 'ORTRunner', 'OpenVINORunner',
+    'RTMDetEnd2End', 'backend_model_config', 'build_backend',
+    'build_export_module', 'check_sizes', 'check_with_backend',
+    'compare_outputs', 'end2end_supported', 'example_inputs', 'export_onnx',
+    'load_export_checkpoint', 'mask_rcnn_supported'
 ]

@@ -10,7 +10,7 @@ logits are resized, Mask R-CNN's per-box probabilities pasted, as mmdet
 does.
 """
 import math
-from typing import List, Optional, Union
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -180,3 +180,66 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
         mask_thr_binary=test_cfg.get('mask_thr_binary', 0.5))
     cfg.load_from = None
     cfg.custom_hooks = []
+
+
+class ImageCheck(NamedTuple):
+    """What :func:`compare_on_images` found, over all images."""
+    images: int
+    detections: int  # compared, PyTorch's count
+    count_mismatches: int  # images whose number of detections differ
+    label_mismatches: int
+    box_error: float  # largest, in pixels of the original image
+    score_error: float
+    mask_disagreement: float  # largest fraction of differing pixels
+
+
+def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
+                      images: Sequence[str], backend: str) -> ImageCheck:
+    """Predict real images with the PyTorch detector and with the exported
+    file, both through the config's test pipeline and data preprocessor
+    (mmdet's ``inference_detector``), and compare the detections.
+
+    The random-input check of ``export_onnx.py`` may see no detection from
+    a trained model; on real images it compares what the model finds.
+
+    Args:
+        model (torch.nn.Module): The detector, weights loaded, eval mode.
+        cfg (Config): Its config (``test_dataloader``'s pipeline is used).
+        model_file (str): The end-to-end ``.onnx`` file.
+        images (Sequence[str]): Image files.
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+
+    Returns:
+        ImageCheck: Counts and the largest errors.
+    """
+    import copy
+
+    from mmdet.apis import inference_detector
+    from mmengine.registry import init_default_scope
+    engine_cfg = copy.deepcopy(cfg)
+    backend_model_config(engine_cfg, model_file, backend)
+    init_default_scope('mmdet')
+    engine = MODELS.build(engine_cfg.model).eval()
+    model.cfg = engine.cfg = cfg
+    found = dict(detections=0, counts=0, labels=0, box=0., score=0., mask=0.)
+    with torch.no_grad():
+        for image in images:
+            ref = inference_detector(model, image).pred_instances
+            got = inference_detector(engine, image).pred_instances
+            found['detections'] += len(ref)
+            if len(ref) != len(got):
+                found['counts'] += 1
+                continue
+            if len(ref) == 0:
+                continue
+            found['labels'] += int((ref.labels != got.labels).sum())
+            found['box'] = max(found['box'],
+                               float((ref.bboxes - got.bboxes).abs().max()))
+            found['score'] = max(found['score'],
+                                 float((ref.scores - got.scores).abs().max()))
+            if 'masks' in ref:
+                differ = (ref.masks.bool() != got.masks.bool()).float()
+                found['mask'] = max(found['mask'], float(differ.mean()))
+    return ImageCheck(
+        len(images), found['detections'], found['counts'], found['labels'],
+        found['box'], found['score'], found['mask'])

@@ -40,6 +40,7 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import List
 
 import torch
 from mmengine.config import Config, DictAction
@@ -50,8 +51,8 @@ from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
                                             UnsafeCheckpointError)
 from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
                                 check_sizes, check_with_backend,
-                                end2end_supported, export_onnx,
-                                load_export_checkpoint)
+                                compare_on_images, end2end_supported,
+                                export_onnx, load_export_checkpoint)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 
@@ -100,6 +101,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['onnxruntime', 'openvino'],
         help='engines to compare with PyTorch (default: onnxruntime; none '
         'to skip)')
+    parser.add_argument(
+        '--check-image',
+        nargs='+',
+        default=[],
+        metavar='IMAGE',
+        help='end2end: also predict these images through the config\'s test '
+        'pipeline with PyTorch and with each --check-backend engine, and '
+        'require the same detections (the random-input check may see none '
+        'from a trained model)')
     parser.add_argument(
         '--tolerance',
         type=float,
@@ -154,7 +164,7 @@ def fail(message) -> int:
     return 1
 
 
-def check(args, wrapper, mode: str, shape: tuple):
+def check(args, cfg, model, wrapper, mode: str, shape: tuple):
     """Compare the file with PyTorch on every ``--check-backend`` engine
     (at a second size/batch too when dimensions are free), print each.
 
@@ -187,6 +197,8 @@ def check(args, wrapper, mode: str, shape: tuple):
             print(f'{backend} vs PyTorch at {where}: max relative error '
                   f'{err:.2e} ({"within" if ok else "EXCEEDS"} tolerance '
                   f'{args.tolerance:g}){compared}')
+    if args.check_image and mode == END2END_MODE:
+        failed += check_images(args, cfg, model)
     if failed:
         return (f'{args.out} differs from PyTorch beyond --tolerance '
                 f'{args.tolerance:g} ({", ".join(failed)}); the file is '
@@ -194,8 +206,40 @@ def check(args, wrapper, mode: str, shape: tuple):
     return None
 
 
+def check_images(args, cfg, model) -> List[str]:
+    """``--check-image``: the same detections from PyTorch and each engine
+    on real images (count and labels equal, boxes within 0.01 px, scores
+    within ``--tolerance``, masks differing on at most 0.1% of pixels);
+    print each engine's result.
+
+    Returns:
+        list[str]: The engines that failed.
+    """
+    failed = []
+    for backend in args.check_backend:
+        found = compare_on_images(model, cfg, args.out, args.check_image,
+                                  backend)
+        ok = (
+            found.count_mismatches == 0 and found.label_mismatches == 0
+            and found.box_error <= 0.01 and found.score_error <= args.tolerance
+            and found.mask_disagreement <= 1e-3)
+        if not ok:
+            failed.append(f'{backend} on --check-image')
+        print(f'{backend} vs PyTorch on {found.images} image(s) through the '
+              f'test pipeline: {found.detections} detections, '
+              f'{found.count_mismatches} image(s) with another count, '
+              f'{found.label_mismatches} other labels, max box error '
+              f'{found.box_error:.1e} px, max score error '
+              f'{found.score_error:.1e}, masks {found.mask_disagreement:.3%} '
+              f'pixels differ ({"OK" if ok else "MISMATCH"})')
+    return failed
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    missing = [f for f in args.check_image if not osp.isfile(f)]
+    if missing:
+        return fail(f'--check-image: no such file {missing[0]}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -228,7 +272,7 @@ def main(argv=None) -> int:
     except (ExportError, ValueError) as exc:
         return fail(exc)
     seconds = time.time() - start
-    problem = check(args, wrapper, mode, shape)
+    problem = check(args, cfg, model, wrapper, mode, shape)
     if problem:
         return fail(problem)
     size_mb = osp.getsize(args.out) / 2**20
