@@ -54,8 +54,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmfasternet.benchmarking import (cpu_banner, cpu_info, detector_runner,
-                                      gemm_peak_gflops, randomize_bn,
-                                      summarize, time_interleaved)
+                                      equal_roi_work, gemm_peak_gflops,
+                                      randomize_bn, summarize,
+                                      time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -218,12 +219,11 @@ def build_detector(config: str) -> Tuple[nn.Module, float]:
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     cfg.model.backbone.pop('init_cfg', None)  # random weights, no files
-    if 'rcnn' in cfg.model.get('test_cfg', {}):
-        # Random weights score every class alike: keep the 100 top boxes so
-        # that the mask head runs on 100 RoIs for every backbone.
-        cfg.model.test_cfg.rcnn.score_thr = 0.
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()
+    # The same RoI-head work for every backbone, whatever the random
+    # weights make of the proposals and scores.
+    equal_roi_work(model)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     return folded(randomize_bn(model)), params
 

@@ -298,6 +298,42 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def equal_roi_work(model: torch.nn.Module) -> torch.nn.Module:
+    """Give a two-stage detector the same test work whatever its backbone
+    and (random) weights, so that backbones compare on equal RoI work.
+
+    With random weights the proposals and boxes depend on the backbone's
+    feature scale: a random ResNet-50 Mask R-CNN (no output norms) decoded
+    huge deltas into boxes clipped to nothing and kept 18 proposals where
+    FasterNet-S kept 1000, and with an adaptive RoIAlign grid
+    (``sampling_ratio=0``) a box's cost grows with its area. Here the RPN's
+    and the box head's classification and regression layers are zeroed:
+    every anchor scores alike and stays itself, so every backbone gets the
+    same ``max_per_img`` proposals (the RPN's NMS keeps them whatever they
+    overlap: IoU threshold 1.0), the same boxes out of the box head (score
+    threshold 0) and the same RoIs into the mask head. Only for timing.
+
+    Args:
+        model (nn.Module): An mmdet detector; modified in place where it
+            has an ``rpn_head`` / ``roi_head``.
+
+    Returns:
+        nn.Module: The same model.
+    """
+    rpn = getattr(model, 'rpn_head', None)
+    if rpn is not None:
+        rpn.test_cfg.nms.iou_threshold = 1.0
+        layers = [rpn.rpn_cls, rpn.rpn_reg]
+        roi = getattr(model, 'roi_head', None)
+        if roi is not None:
+            roi.test_cfg.score_thr = 0.
+            layers += [roi.bbox_head.fc_cls, roi.bbox_head.fc_reg]
+        for layer in layers:
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    return model
+
+
 def detector_runner(model: torch.nn.Module, batch_size: int,
                     shape: Sequence[int]) -> Callable[[torch.Tensor], Any]:
     """Whole-detector inference on a batch, as ``DetInferencer`` runs it.

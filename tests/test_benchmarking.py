@@ -97,3 +97,47 @@ def test_benchmark_tool_bf16_has_no_fraction_of_the_fp32_peak():
     assert rows['ours-bf16']['gflops_per_s'] == 8.
     assert 'fraction_of_peak' not in rows['ours-bf16']
     assert 'fraction_of_peak' in rows['ours-deploy']
+
+
+def test_equal_roi_work_gives_every_backbone_the_same_rois():
+    """Whatever the backbone's random features, the RoI heads run on the
+    same proposals, and the mask head on the same boxes."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmfasternet.benchmarking import (detector_runner, equal_roi_work,
+                                          randomize_bn)
+    from tool_runner import REPO
+    cfg = Config.fromfile(
+        str(REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'))
+    init_default_scope('mmdet')
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = randomize_bn(MODELS.build(cfg.model))
+        # Huge regression outputs: without the fix most proposals would be
+        # clipped to nothing.
+        torch.nn.init.constant_(model.rpn_head.rpn_reg.bias, 50.)
+        equal_roi_work(model).eval()
+        proposals = []
+        original = model.roi_head.predict
+
+        def counting(x,
+                     rpn_results_list,
+                     *args,
+                     original=original,
+                     proposals=proposals,
+                     **kwargs):
+            proposals.append(rpn_results_list[0].bboxes.clone())
+            return original(x, rpn_results_list, *args, **kwargs)
+
+        model.roi_head.predict = counting
+        with torch.no_grad():
+            result = detector_runner(model, 1,
+                                     (96, 128))(torch.rand(1, 3, 96, 128))[0]
+        runs.append((proposals[0], result.pred_instances.bboxes))
+    (props_a, boxes_a), (props_b, boxes_b) = runs
+    assert len(props_a) == cfg.model.test_cfg.rpn.max_per_img
+    assert torch.equal(props_a, props_b)
+    assert len(boxes_a) == cfg.model.test_cfg.rcnn.max_per_img
+    assert torch.equal(boxes_a, boxes_b)

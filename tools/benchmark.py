@@ -37,9 +37,10 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
 from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
-                                      detector_runner, has_native_bf16,
-                                      peak_candidates, peak_candidates_gflop,
-                                      randomize_bn, ratio_spread, summarize,
+                                      detector_runner, equal_roi_work,
+                                      has_native_bf16, peak_candidates,
+                                      peak_candidates_gflop, randomize_bn,
+                                      ratio_spread, summarize,
                                       time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
@@ -141,7 +142,7 @@ def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     else:
         cfg.model.backbone = r50
         cfg.model.neck.in_channels = [256, 512, 1024, 2048]
-        model = build_model(cfg, 'detector')
+        model = equal_roi_work(build_model(cfg, 'detector'))
     randomize_bn(model)
     model.eval()  # mmdet's ResNet.train() does not return the module
     return fuse_conv_bn(model)
@@ -158,12 +159,12 @@ def make_candidates(
         backbone (for FLOP counting), and the candidates not timed with
         the reason (``ours-bf16`` where bf16 is not native).
     """
-    if args.mode == 'detector':
-        # Random weights score every class alike: keep the 100 top boxes so
-        # the mask head runs on the same number of RoIs for every backbone.
-        cfg.model.test_cfg.rcnn.score_thr = 0.
     ours = build_model(cfg, args.mode)
     randomize_bn(ours)
+    if args.mode == 'detector':
+        # The same RoI-head work for every backbone, whatever the random
+        # weights make of the proposals and scores.
+        equal_roi_work(ours)
     backbone = ours if args.mode == 'backbone' else ours.backbone
     batch = torch.rand(args.batch_size, 3, *args.shape)
     wrap = (lambda m: m) if args.mode == 'backbone' else \
