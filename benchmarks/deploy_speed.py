@@ -41,9 +41,10 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from mmfasternet.benchmarking import (best_gflops, cpu_banner, peak_candidates,
+from mmfasternet.benchmarking import (best_gflops, cpu_banner,
+                                      fraction_of_peak, peak_candidates,
                                       peak_candidates_gflop, randomize_bn,
-                                      time_interleaved)
+                                      summarize, time_interleaved)
 from mmfasternet.deploy import build_backend
 from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import PartialConv
@@ -220,28 +221,28 @@ def ort_profile(path: str, x, rounds: int = 3) -> Dict[str, dict]:
     }
 
 
-def summarize(name: str, times, facts, peak_gflop: Dict[str, float]) -> dict:
+def tabulate(name: str, times, facts, peak_gflop: Dict[str, float]) -> dict:
     """Rows of one model's table. The peak is the best round of the faster
     reference kernel, timed in the same rounds (``torch.mm`` and oneDNN's
     1x1 conv differ by 2x on some CPUs; the faster is the ceiling), so a
     fraction passes 100% only by the noise the min-max shows."""
     peak = best_gflops(times, peak_gflop)
-    ceiling = peak['peak_gflops']
     eager = statistics.median(times['PyTorch eager'])
+    gflop = facts['gflop']
     rows = {}
     for k, values in times.items():
         if k in peak_gflop:
             continue
-        med = statistics.median(values)
-        rate = facts['gflop'] / med
+        row = summarize(values)
         rows[k] = dict(
-            median_s=med,
-            min_s=min(values),
-            max_s=max(values),
-            ratio_vs_eager=med / eager,
-            gflops_per_s=rate,
-            fraction_of_peak=rate / ceiling,
-            fraction_of_peak_best_round=facts['gflop'] / min(values) / ceiling,
+            row,
+            ratio_vs_eager=row['median_s'] / eager,
+            gflops_per_s=gflop / row['median_s'],
+            # As tools/benchmark.py: median, and best round, against the
+            # best peak round.
+            fraction_of_peak_median=fraction_of_peak(gflop, row['median_s'],
+                                                     peak),
+            fraction_of_peak=fraction_of_peak(gflop, row['min_s'], peak),
             rel_error_vs_eager=facts['rel_error'].get(k, 0.0))
     return dict(
         model=name,
@@ -268,7 +269,7 @@ def markdown(results: List[dict]) -> str:
                 f'| {res["model"]} {res["input"]} | {k} | '
                 f'{r["median_s"]:.3f} s ({r["min_s"]:.3f}-{r["max_s"]:.3f})'
                 f' | {r["ratio_vs_eager"]:.2f} | {r["gflops_per_s"]:.0f} | '
-                f'{r["fraction_of_peak"]:.0%} | '
+                f'{r["fraction_of_peak_median"]:.0%} | '
                 f'{r["rel_error_vs_eager"]:.1e} |')
     lines.append('')
     lines.append('| model | ONNX split_cat | ONNX slicing | GEMM peak | '
@@ -303,7 +304,7 @@ def main() -> None:
             runs.update(peak_candidates(gemm_size))
             times = time_interleaved(
                 runs, rounds=args.repeat, warmup=args.warmup)
-            results.append(summarize(name, times, facts, peak_gflop))
+            results.append(tabulate(name, times, facts, peak_gflop))
             if args.profile:
                 x = torch.randn(1, 3, *sizes[name]).numpy()
                 prof = ort_profile(osp.join(tmp, f'{name}_split_cat.onnx'), x)

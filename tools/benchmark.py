@@ -38,9 +38,9 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
                                       detector_runner, equal_roi_work,
-                                      has_native_bf16, peak_candidates,
-                                      peak_candidates_gflop, randomize_bn,
-                                      ratio_spread, summarize,
+                                      fraction_of_peak, has_native_bf16,
+                                      peak_candidates, peak_candidates_gflop,
+                                      randomize_bn, ratio_spread, summarize,
                                       time_interleaved)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
@@ -246,10 +246,10 @@ def tabulate(times: Dict[str, list], batch_size: int, gflop: Optional[float],
         # run bf16 faster than fp32), so only fp32 rows get a fraction.
         if gflop is not None and name not in ('resnet50', 'ours-bf16'):
             # Best round against the best round: both are ceilings.
-            row['fraction_of_peak'] = gflop / row['min_s'] / \
-                peak['peak_gflops']
-            row['fraction_of_peak_median'] = row['gflops_per_s'] / \
-                peak['peak_gflops']
+            row['fraction_of_peak'] = fraction_of_peak(gflop, row['min_s'],
+                                                       peak)
+            row['fraction_of_peak_median'] = fraction_of_peak(
+                gflop, row['median_s'], peak)
         if name in agreement:
             row['rel_error_vs_eager'] = agreement[name]
         rows[name] = row
