@@ -349,7 +349,8 @@ def test_image_check_fails_on_other_weights(exported_rtmdet, toy_coco_root):
     torch.manual_seed(7)
     other = randomize_bn(MODELS.build(cfg.model)).eval()
     found = compare_on_images(other, cfg, str(onnx_file),
-                              toy_val_images(toy_coco_root), 'onnxruntime')
+                              toy_val_images(toy_coco_root),
+                              ['onnxruntime'])['onnxruntime']
     assert found.detections > 0
     assert (found.count_mismatches + found.label_mismatches > 0
             or found.box_error > 0.01)

@@ -10,7 +10,7 @@ logits are resized, Mask R-CNN's per-box probabilities pasted, as mmdet
 does.
 """
 import math
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -194,10 +194,12 @@ class ImageCheck(NamedTuple):
 
 
 def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
-                      images: Sequence[str], backend: str) -> ImageCheck:
+                      images: Sequence[str],
+                      backends: Sequence[str]) -> Dict[str, ImageCheck]:
     """Predict real images with the PyTorch detector and with the exported
-    file, both through the config's test pipeline and data preprocessor
-    (mmdet's ``inference_detector``), and compare the detections.
+    file on each engine, all through the config's test pipeline and data
+    preprocessor (mmdet's ``inference_detector``), and compare the
+    detections.
 
     The random-input check of ``export_onnx.py`` may see no detection from
     a trained model; on real images it compares what the model finds.
@@ -207,39 +209,53 @@ def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
         cfg (Config): Its config (``test_dataloader``'s pipeline is used).
         model_file (str): The end-to-end ``.onnx`` file.
         images (Sequence[str]): Image files.
-        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+        backends (Sequence[str]): ``'onnxruntime'`` and/or ``'openvino'``.
 
     Returns:
-        ImageCheck: Counts and the largest errors.
+        dict[str, ImageCheck]: By engine, counts and the largest errors.
     """
     import copy
 
     from mmdet.apis import inference_detector
     from mmengine.registry import init_default_scope
-    engine_cfg = copy.deepcopy(cfg)
-    backend_model_config(engine_cfg, model_file, backend)
     init_default_scope('mmdet')
-    engine = MODELS.build(engine_cfg.model).eval()
-    model.cfg = engine.cfg = cfg
-    found = dict(detections=0, counts=0, labels=0, box=0., score=0., mask=0.)
+    model.cfg = cfg
     with torch.no_grad():
-        for image in images:
-            ref = inference_detector(model, image).pred_instances
-            got = inference_detector(engine, image).pred_instances
-            found['detections'] += len(ref)
-            if len(ref) != len(got):
-                found['counts'] += 1
-                continue
-            if len(ref) == 0:
-                continue
-            found['labels'] += int((ref.labels != got.labels).sum())
-            found['box'] = max(found['box'],
-                               float((ref.bboxes - got.bboxes).abs().max()))
-            found['score'] = max(found['score'],
-                                 float((ref.scores - got.scores).abs().max()))
-            if 'masks' in ref:
-                differ = (ref.masks.bool() != got.masks.bool()).float()
-                found['mask'] = max(found['mask'], float(differ.mean()))
+        expected = [inference_detector(model, image) for image in images]
+    checks = {}
+    for backend in backends:
+        engine_cfg = copy.deepcopy(cfg)
+        backend_model_config(engine_cfg, model_file, backend)
+        engine = MODELS.build(engine_cfg.model).eval()
+        engine.cfg = cfg
+        with torch.no_grad():
+            checks[backend] = _compare_predictions(
+                [pred.pred_instances for pred in expected], [
+                    inference_detector(engine, image).pred_instances
+                    for image in images
+                ])
+    return checks
+
+
+def _compare_predictions(expected: list, actual: list) -> ImageCheck:
+    """Counts and largest errors of ``actual`` against ``expected``, the
+    images' ``pred_instances``."""
+    found = dict(detections=0, counts=0, labels=0, box=0., score=0., mask=0.)
+    for ref, got in zip(expected, actual):
+        found['detections'] += len(ref)
+        if len(ref) != len(got):
+            found['counts'] += 1
+            continue
+        if len(ref) == 0:
+            continue
+        found['labels'] += int((ref.labels != got.labels).sum())
+        found['box'] = max(found['box'],
+                           float((ref.bboxes - got.bboxes).abs().max()))
+        found['score'] = max(found['score'],
+                             float((ref.scores - got.scores).abs().max()))
+        if 'masks' in ref:
+            differ = (ref.masks.bool() != got.masks.bool()).float()
+            found['mask'] = max(found['mask'], float(differ.mean()))
     return ImageCheck(
-        len(images), found['detections'], found['counts'], found['labels'],
+        len(expected), found['detections'], found['counts'], found['labels'],
         found['box'], found['score'], found['mask'])

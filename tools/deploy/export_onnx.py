@@ -216,9 +216,9 @@ def check_images(args, cfg, model) -> List[str]:
         list[str]: The engines that failed.
     """
     failed = []
-    for backend in args.check_backend:
-        found = compare_on_images(model, cfg, args.out, args.check_image,
-                                  backend)
+    checks = compare_on_images(model, cfg, args.out, args.check_image,
+                               args.check_backend)
+    for backend, found in checks.items():
         ok = (
             found.count_mismatches == 0 and found.label_mismatches == 0
             and found.box_error <= 0.01 and found.score_error <= args.tolerance
