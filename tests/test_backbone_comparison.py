@@ -1,29 +1,21 @@
 """``benchmarks/backbone_comparison.py``: a ``--quick --no-detectors`` run
 (about 10 s on 2 cores; the whole detectors would add 5-20 s) and its report
 writers."""
-import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tool_runner import REPO
+from tool_runner import load_script, run_script
 
-SCRIPT = REPO / 'benchmarks' / 'backbone_comparison.py'
+SCRIPT = 'benchmarks/backbone_comparison.py'
 
 
 @pytest.fixture(scope='module')
 def script():
     """The benchmark script as a module (it is not in a package)."""
-    spec = importlib.util.spec_from_file_location('backbone_comparison',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope='module')
@@ -31,18 +23,14 @@ def quick(tmp_path_factory):
     """``--quick --no-detectors`` output: (result dict, markdown text, PNG
     path)."""
     out = tmp_path_factory.mktemp('backbone_comparison')
-    proc = subprocess.run([
-        sys.executable,
-        str(SCRIPT), '--quick', '--no-detectors', '--out-dir',
-        str(out)
-    ],
-                          cwd=str(REPO),
-                          env=dict(os.environ),
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=240)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    # All threads (no OMP_NUM_THREADS): the script times 1 and all.
+    run_script(
+        SCRIPT,
+        '--quick',
+        '--no-detectors',
+        '--out-dir',
+        out,
+        OMP_NUM_THREADS=None)
     stem = out / 'backbone_comparison_quick'
     result = json.loads(stem.with_suffix('.json').read_text())
     return result, stem.with_suffix('.md').read_text(), stem.with_suffix(

@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmfasternet.benchmarking import randomize_bn, write_report
 from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import fuse_conv_bn
+from tool_runner import load_script
 
 
 def test_randomize_bn_makes_folding_matter():
@@ -59,13 +60,7 @@ def test_benchmark_tool_gflops_only_for_the_backbone():
     """``tools/benchmark.py --mode detector`` times whole detectors: the
     backbone's work over that time is no achieved rate, so it is left out;
     in backbone mode the fraction of the same rounds' peak is given."""
-    import importlib.util
-
-    from tool_runner import REPO
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools' / 'benchmark.py')
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script('tools/benchmark.py')
     samples = {'ours-eager': [2., 1., 3.], 'gemm': [1.], 'conv1x1': [1.]}
     detector = bench.tabulate(dict(samples), 1, None, {}, {})
     assert detector['backbone_gflop'] is None
@@ -80,13 +75,7 @@ def test_benchmark_tool_gflops_only_for_the_backbone():
 def test_benchmark_tool_bf16_has_no_fraction_of_the_fp32_peak():
     """Native bf16 runs faster than the fp32 peak (137-149% of it on an
     AVX512-BF16 CPU): its row gets GFLOP/s but no fraction of that peak."""
-    import importlib.util
-
-    from tool_runner import REPO
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools' / 'benchmark.py')
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script('tools/benchmark.py')
     samples = {
         'ours-deploy': [2.],
         'ours-bf16': [0.5],

@@ -3,7 +3,6 @@
 The capability check is faked both ways, so these tests pass on any CPU.
 """
 import argparse
-import importlib.util
 import sys
 
 import pytest
@@ -13,7 +12,7 @@ from mmengine.config import Config
 from mmfasternet import benchmarking
 from mmfasternet.models import FasterNet
 from mmfasternet.models.utils import bf16_support
-from tool_runner import REPO
+from tool_runner import REPO, load_script
 
 
 def fake_cpu(monkeypatch, capability: str, flags: set) -> None:
@@ -65,18 +64,11 @@ def test_switch_to_deploy_accepts_native_bf16(monkeypatch):
     assert all(o.dtype == torch.float32 for o in outs)
 
 
-def load_script(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_test_tool_bf16(monkeypatch) -> None:
     """``tools/test.py CONFIG missing.pth --bf16`` on the (faked) CPU,
     with any GPU hidden."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    test_tool = load_script('test_tool', 'tools/test.py')
+    test_tool = load_script('tools/test.py')
     monkeypatch.setattr(sys, 'argv', [
         'test.py', 'configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py',
         'missing.pth', '--bf16'
@@ -104,7 +96,7 @@ def test_test_tool_accepts_native_bf16(monkeypatch):
 
 @pytest.mark.parametrize('native', [False, True])
 def test_benchmark_marks_emulated_bf16(monkeypatch, native):
-    bench = load_script('benchmark_tool', 'tools/benchmark.py')
+    bench = load_script('tools/benchmark.py')
     monkeypatch.setattr(bench, 'has_native_bf16', lambda device: native)
     # Native bf16 is faked here, so the library's own check must be too.
     fake_cpu(monkeypatch, 'AVX512' if native else 'AVX2',

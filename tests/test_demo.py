@@ -1,5 +1,4 @@
 """The demo: ``tools/demo.py --quick`` end to end; ``demo/image_demo.py``."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -7,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from tool_runner import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'
@@ -78,14 +79,6 @@ def test_quick_demo_reports_metrics_and_pictures(quick_demo):
         assert str(root / 'work' / name) in tail
 
 
-def load_image_demo():
-    spec = importlib.util.spec_from_file_location(
-        'image_demo', REPO / 'demo' / 'image_demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_image_demo_detection_cli(quick_demo, tmp_path):
     root, _ = quick_demo
     image = root / 'data' / 'toy_coco' / 'val' / '000000.jpg'
@@ -99,7 +92,7 @@ def test_image_demo_detection_cli(quick_demo, tmp_path):
 
 
 def test_image_demo_segmentation_without_weights(toy_ade_root, tmp_path):
-    image_demo = load_image_demo()
+    image_demo = load_script('demo/image_demo.py')
     image = Path(toy_ade_root) / 'images' / 'validation' / '000001.jpg'
     paths = image_demo.run(
         str(image), str(SEG_CONFIG), out_dir=str(tmp_path), device='cpu')
@@ -124,7 +117,7 @@ def test_build_inferencer_names_config_classes_without_weights():
 
 
 def test_image_demo_rejects_other_scopes(tmp_path):
-    image_demo = load_image_demo()
+    image_demo = load_script('demo/image_demo.py')
     config = tmp_path / 'cls.py'
     config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
     with pytest.raises(ValueError, match='default_scope'):
@@ -154,10 +147,7 @@ def test_expected_minutes_follow_the_measured_runs():
     """The printed expectation goes through both measured demo runs and
     between them for a CPU in between; it is not the linear-in-peak guess
     that promised 1 minute where the demo took 2.7."""
-    spec = importlib.util.spec_from_file_location('demo_tool',
-                                                  REPO / 'tools' / 'demo.py')
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script('tools/demo.py')
     slow, fast = demo.REFERENCE_RUNS
     for run in (slow, fast):
         assert demo.minutes_at_peak(run['peak_gflops']) == pytest.approx(

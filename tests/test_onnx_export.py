@@ -11,8 +11,6 @@ same number, same labels, boxes and scores within 1e-4.
 import argparse
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from checkpoint_factory import randomize_bn
 from mmfasternet.deploy import (ExportError, build_backend, check_sizes,
                                 compare_outputs, example_inputs, export_onnx)
 from mmfasternet.models import FasterNet
-from tool_runner import REPO, run_tool, tool_env
+from tool_runner import REPO, run_script, run_tool
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('openvino')
@@ -406,22 +404,11 @@ def test_image_demo_backend_draws_exported_file(exported_rtmdet, toy_coco_root,
     graph and for drawing) drawn on it."""
     config, _, onnx_file, _ = exported_rtmdet
     image = sorted((Path(toy_coco_root) / 'val').glob('*.jpg'))[0]
-    proc = subprocess.run([
-        sys.executable,
-        str(REPO / 'demo' / 'image_demo.py'),
-        str(image), config, '--weights',
-        str(onnx_file), '--backend', backend, '--out-dir',
-        str(tmp_path), '--score-thr', '0'
-    ],
-                          cwd=str(REPO),
-                          env=tool_env(),
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=240)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    output = run_script('demo/image_demo.py', image, config, '--weights',
+                        onnx_file, '--backend', backend, '--out-dir', tmp_path,
+                        '--score-thr', '0')
     picture = tmp_path / 'vis' / image.name
-    assert f'Saved {picture}' in proc.stdout
+    assert f'Saved {picture}' in output
     with Image.open(picture) as img, Image.open(image) as original:
         assert img.size == original.size
         drawn = np.asarray(img.convert('RGB'), dtype=np.int64)

@@ -1,29 +1,19 @@
 """``make operators`` runs: both study scripts in ``--quick`` mode write
 their JSON, markdown and chart (the numbers of a quick run are noise)."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tool_runner import run_script
 
 
 def run_study(script: str, out_dir: Path, threads: int) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run([
-        sys.executable,
-        str(REPO / 'benchmarks' / script), '--quick', '--out-dir',
-        str(out_dir)
-    ],
-                          cwd=str(REPO),
-                          env=env,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout
-    return proc.stdout
+    return run_script(
+        f'benchmarks/{script}',
+        '--quick',
+        '--out-dir',
+        out_dir,
+        timeout=300,
+        OMP_NUM_THREADS=str(threads))
 
 
 def written(out_dir: Path, stem: str) -> dict:

@@ -1,4 +1,6 @@
-"""Run the scripts in tools/ as a user would, for the tool tests."""
+"""Run the project's scripts (tools/, benchmarks/, demo/) as a user would,
+or load one as a module, for the tests."""
+import importlib.util
 import os
 import socket
 import subprocess
@@ -9,29 +11,43 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tool_env(**extra) -> dict:
-    """The environment for a tool: one OpenMP thread, this interpreter."""
+    """The environment for a tool: one OpenMP thread, this interpreter;
+    ``extra`` overrides, a ``None`` value removes the variable."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
     env.update(extra)
-    return env
+    return {k: v for k, v in env.items() if v is not None}
 
 
 def tool_command(script: str, *args) -> list:
     """``python tools/x.py ...`` or ``bash tools/x.sh ...``."""
-    runner = [sys.executable] if script.endswith('.py') else ['bash']
-    return runner + [str(REPO / 'tools' / script)] + list(args)
+    return script_command(f'tools/{script}', *args)
 
 
-def run_tool(script: str,
-             *args,
-             timeout: int = 240,
-             expect_failure: bool = False,
-             **env) -> str:
-    """Run a tools/ script; return its combined output, fail with it.
+def script_command(path: str, *args) -> list:
+    """``python <path> ...`` or ``bash <path> ...``, ``path`` relative to
+    the repository."""
+    runner = [sys.executable] if path.endswith('.py') else ['bash']
+    return runner + [str(REPO / path)] + [str(a) for a in args]
+
+
+def run_tool(script: str, *args, **kwargs) -> str:
+    """Run a tools/ script: :func:`run_script` of ``tools/<script>``."""
+    return run_script(f'tools/{script}', *args, **kwargs)
+
+
+def run_script(path: str,
+               *args,
+               timeout: int = 240,
+               expect_failure: bool = False,
+               **env) -> str:
+    """Run a script of the repository (``path`` relative to it) in
+    :func:`tool_env` with ``env``; return its combined output, fail with
+    it.
 
     With ``expect_failure`` the script must exit non-zero instead.
     """
     proc = subprocess.run(
-        tool_command(script, *args),
+        script_command(path, *args),
         cwd=str(REPO),
         env=tool_env(**env),
         stdout=subprocess.PIPE,
@@ -40,6 +56,16 @@ def run_tool(script: str,
         timeout=timeout)
     assert (proc.returncode != 0) == expect_failure, proc.stdout[-6000:]
     return proc.stdout
+
+
+def load_script(path: str):
+    """A script of the repository (``path`` relative to it, not in a
+    package) as a module."""
+    name = path.replace('/', '_').removesuffix('.py')
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:
