@@ -55,8 +55,8 @@ _STAGE_GROUPS = ((1, 2), (3, 4), (5, 6), (7, 8))
 # timm's GhostNetV2 keeps the plain ghost module (no DFC attention) in its
 # first two bottlenecks.
 _PLAIN_BOTTLENECKS = 2
-# norm_cfg types and the class timm's BN layers become.
-_BLOCK_NORMS = {'BN': nn.BatchNorm2d, 'SyncBN': nn.SyncBatchNorm}
+# The norm_cfg types timm's BatchNorm2d layers can take.
+_BLOCK_NORMS = ('BN', 'SyncBN')
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -202,7 +202,7 @@ class GhostNetV2(BaseModule):
         """Give the stem's and timm's BN layers the type and
         ``requires_grad`` of ``norm_cfg`` (names and state unchanged)."""
         for name in ('bn1', 'blocks'):
-            if _BLOCK_NORMS[norm_cfg['type']] is nn.SyncBatchNorm:
+            if norm_cfg['type'] == 'SyncBN':
                 setattr(
                     self, name,
                     nn.SyncBatchNorm.convert_sync_batchnorm(
