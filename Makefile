@@ -14,7 +14,7 @@ demo: setup
 	$(PY) tools/demo.py
 
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -rs $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/fasternet_speed.py

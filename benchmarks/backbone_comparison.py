@@ -53,18 +53,26 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmfasternet.benchmarking import (cpu_banner, cpu_info, detector_runner,
-                                      equal_roi_work, gemm_peak_gflops,
+from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
+                                      detector_runner, equal_roi_work,
+                                      gemm_peak_gflops, peak_candidates,
+                                      peak_candidates_gflop, peak_size,
                                       randomize_bn, summarize,
                                       time_interleaved)
+from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
+                                        gpu_banner)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
 warnings.filterwarnings('ignore', 'pkg_resources is deprecated', UserWarning)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# Largest relative error of the folded (timed) form against the eager model.
+# Largest relative error of the folded (timed) form against the eager model:
+# fp32 on a CPU; on a GPU cuDNN computes fp32 convolutions in TF32 (10-bit
+# mantissa); under autocast in fp16 / bf16.
 FOLD_TOLERANCE = 1e-4
+FOLD_TOLERANCE_TF32 = 5e-3
+FOLD_TOLERANCE_AMP = 5e-2
 # label: (family, backbone config, published ImageNet top-1 in %, source)
 BACKBONES: Dict[str, Tuple[str, dict, float, str]] = {
     'FasterNet-T0': ('FasterNet', dict(type='FasterNet', arch='t0'), 71.9,
@@ -158,14 +166,20 @@ def parse_args() -> argparse.Namespace:
         '--quick',
         action='store_true',
         help='smoke test: small inputs, 1 round, no warm-up')
+    add_device_arguments(parser)
     args = parser.parse_args()
+    args.device_options = opts = DeviceOptions.from_args(args, parser)
     args.detectors = [label for label, _ in DETECTORS['mask_rcnn']]
-    args.name = 'backbone_comparison'
+    args.name = 'backbone_comparison' + ('_cuda' if opts.is_cuda else '') + (
+        f'_{opts.amp}' if opts.amp else '')
+    args.fold_tolerance = (
+        FOLD_TOLERANCE_AMP if opts.amp else
+        FOLD_TOLERANCE_TF32 if opts.is_cuda else FOLD_TOLERANCE)
     if args.quick:
         args.sizes, args.repeat, args.detector_repeat = [64], 1, 1
         args.warmup, args.detector_shape, args.rtmdet_size = 0, [128, 160], 64
         args.detectors = ['FasterNet-T1', 'GhostNetV2-1.0']
-        args.name = 'backbone_comparison_quick'
+        args.name += '_quick'
     return args
 
 
@@ -235,21 +249,24 @@ def max_rel_error(a, b) -> float:
     return max(max_rel_error(x, y) for x, y in zip(a, b))
 
 
-def check_folded(label: str, model: Callable, eager: Callable,
-                 x: torch.Tensor) -> float:
+def check_folded(label: str,
+                 model: Callable,
+                 eager: Callable,
+                 x: torch.Tensor,
+                 tolerance: float = FOLD_TOLERANCE) -> float:
     """The relative error of the folded ``model`` against ``eager`` on
     ``x``.
 
     Raises:
-        AssertionError: If it is above ``FOLD_TOLERANCE``: a wrong fold
-            would otherwise be timed.
+        AssertionError: If it is above ``tolerance``: a wrong fold would
+            otherwise be timed.
     """
     with torch.no_grad():
         error = max_rel_error(model(x), eager(x))
-    if not error <= FOLD_TOLERANCE:  # also NaN
+    if not error <= tolerance:  # also NaN
         raise AssertionError(
             f'{label}: the folded model differs from the eager one by '
-            f'{error:.2e} (relative), above the tolerance {FOLD_TOLERANCE:g}')
+            f'{error:.2e} (relative), above the tolerance {tolerance:g}')
     return error
 
 
@@ -273,12 +290,19 @@ def stats(times: List[float]) -> dict:
     return dict(summarize(times), rounds=len(times))
 
 
+def thread_settings_for(opts: DeviceOptions) -> List[int]:
+    """Torch threads to time: 1 and all on a CPU; all on a GPU, whose
+    kernels do not use them."""
+    all_threads = torch.get_num_threads()
+    return [all_threads] if opts.is_cuda else sorted({1, all_threads})
+
+
 def time_backbones(models: Dict[str, nn.Module], sizes: List[int], repeat: int,
-                   warmup: int) -> Dict[str, dict]:
+                   warmup: int, opts: DeviceOptions) -> Dict[str, dict]:
     """Interleave every (model, size, threads) triple within each round."""
     all_threads = torch.get_num_threads()
-    thread_settings = sorted({1, all_threads})
-    inputs = {s: torch.rand(1, 3, s, s) for s in sizes}
+    thread_settings = thread_settings_for(opts)
+    inputs = {s: opts.rand(1, 3, s, s) for s in sizes}
     candidates = {}
     for threads in thread_settings:
         for size in sizes:
@@ -287,11 +311,13 @@ def time_backbones(models: Dict[str, nn.Module], sizes: List[int], repeat: int,
                 candidates[key] = (threads, model, inputs[size])
     times = time_interleaved(
         {
-            key: _with_threads(threads, model, x)
+            key: opts.with_amp(_with_threads(threads, model, x))
             for key, (threads, model, x) in candidates.items()
         },
         rounds=repeat,
-        warmup=warmup)
+        warmup=warmup,
+        device=opts.device,
+        number=10 if opts.is_cuda else 1)
     torch.set_num_threads(all_threads)
     return {key: stats(values) for key, values in times.items()}
 
@@ -307,8 +333,9 @@ def _with_threads(threads: int, model: nn.Module,
 
 
 def time_detectors(kind: str, shape, repeat: int, warmup: int,
-                   labels: Sequence[str], log: Callable) -> Dict[str, dict]:
-    runs, params, x = {}, {}, torch.rand(1, 3, *shape)
+                   labels: Sequence[str], log: Callable,
+                   opts: DeviceOptions) -> Dict[str, dict]:
+    runs, params, x = {}, {}, opts.rand(1, 3, *shape)
     for label, config in DETECTORS[kind]:
         if label not in labels:
             continue
@@ -316,16 +343,18 @@ def time_detectors(kind: str, shape, repeat: int, warmup: int,
             log(f'  {kind}: {osp.basename(config)} not found, skipped')
             continue
         model, params[label] = build_detector(config)
-        runs[label] = (
-            detector_runner(model, 1, shape)
-            if kind == 'mask_rcnn' else rtmdet_runner(model))
+        model.to(opts.device)
+        runs[label] = opts.with_amp(
+            detector_runner(model, 1, shape) if kind ==
+            'mask_rcnn' else rtmdet_runner(model))
         log(f'  {kind} {label}: {params[label]:.2f}M params')
     times = time_interleaved({
         k: (lambda r=r: r(x))
         for k, r in runs.items()
     },
                              rounds=repeat,
-                             warmup=warmup)
+                             warmup=warmup,
+                             device=opts.device)
     return {
         k:
         dict(
@@ -469,33 +498,51 @@ def main() -> None:
     def log(msg: str) -> None:
         print(f'[{time.time() - started:6.1f} s] {msg}', flush=True)
 
+    opts = args.device_options
     print(cpu_banner(), flush=True)
+    if opts.is_cuda:
+        torch.backends.cudnn.benchmark = True
+        print(f'{gpu_banner(opts.device)}; {opts.describe()}', flush=True)
     all_threads = torch.get_num_threads()
     eager, models = {}, {}
     backbones = {}
-    probe = torch.rand(1, 3, 96, 128)
+    probe = opts.rand(1, 3, 96, 128)
     for label, (family, cfg, top1, source) in BACKBONES.items():
-        eager[label] = build_backbone(cfg)
+        eager[label] = opts.prepare(build_backbone(cfg))
         models[label] = folded(eager[label])
-        error = check_folded(label, models[label], eager[label], probe)
+        with opts.autocast():
+            error = check_folded(label, models[label], eager[label], probe,
+                                 args.fold_tolerance)
         backbones[label] = dict(
             family=family,
             top1=top1,
             top1_source=source,
             params_m=sum(p.numel() for p in eager[label].parameters()) / 1e6,
             gmacs={
-                str(s): gmacs(eager[label], torch.rand(1, 3, s, s))
+                str(s): gmacs(eager[label], opts.rand(1, 3, s, s))
                 for s in args.sizes
             },
             folded_rel_error=error)
         log(f'{label}: {backbones[label]["params_m"]:.2f}M params, '
             f'{backbones[label]["gmacs"][str(args.sizes[0])]:.3f} GMACs at '
             f'{args.sizes[0]}, folded vs eager rel. error {error:.1e}')
-    peak = gemm_peak_gflops(rounds=max(args.repeat // 3, 1))
+    if opts.is_cuda:  # cuBLAS / cuDNN in the run's precision
+        dtype = {
+            'fp16': torch.float16,
+            'bf16': torch.bfloat16
+        }.get(opts.amp, torch.float32)
+        peak = best_gflops(
+            time_interleaved(
+                peak_candidates(device=opts.device, dtype=dtype),
+                rounds=max(args.repeat // 3, 1),
+                device=opts.device),
+            peak_candidates_gflop(peak_size(opts.device)))
+    else:
+        peak = gemm_peak_gflops(rounds=max(args.repeat // 3, 1))
     log(f'timing backbones; fp32 peak {peak["peak_gflops"]:.0f} GFLOP/s '
         f'({peak["kernel"]}, best round)')
-    timed = time_backbones(models, args.sizes, args.repeat, args.warmup)
-    thread_settings = sorted({1, all_threads})
+    timed = time_backbones(models, args.sizes, args.repeat, args.warmup, opts)
+    thread_settings = thread_settings_for(opts)
     for label, row in backbones.items():
         row['latency'] = {
             f'{s}|{t}': timed[f'{label}|{s}|{t}']
@@ -517,7 +564,7 @@ def main() -> None:
             log(f'timing whole {kind} at {shape[0]}x{shape[1]}')
             detectors[kind] = time_detectors(kind, shape, repeat,
                                              min(args.warmup, 1),
-                                             args.detectors, log)
+                                             args.detectors, log, opts)
 
     size = args.sizes[-1]
     t1, g1 = backbones['FasterNet-T1'], backbones['GhostNetV2-1.0']
@@ -535,6 +582,7 @@ def main() -> None:
     result = dict(
         cpu=cpu_banner(),
         cpu_info=cpu_info(),
+        device=opts.info(),
         torch=torch.__version__,
         all_threads=all_threads,
         thread_settings=thread_settings,

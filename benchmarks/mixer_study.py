@@ -20,6 +20,11 @@ interleaved. Writes ``mixer_study.json``, ``.md`` and ``.png`` to
 
     python benchmarks/mixer_study.py           # about 4 minutes on 2 cores
     python benchmarks/mixer_study.py --quick   # T0 only, small inputs
+
+On a GPU (``--device cuda``, optionally ``--amp``, ``--channels-last``) the
+columns are 224x224 at batch 1 and at batch 32 (the paper's GPU batch) and
+800x1344 at batch 1, timed with CUDA events; outputs are named
+``mixer_study_cuda*``.
 """
 import argparse
 import os.path as osp
@@ -30,6 +35,8 @@ import torch
 from mmengine.logging import MMLogger
 
 from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
+from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
+                                        gpu_banner)
 from mmfasternet.models import FasterNet
 
 MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
@@ -68,11 +75,20 @@ def count(model: FasterNet, shape) -> dict:
 
 
 def time_group(models: Dict[str, FasterNet], shape, threads: int, repeat: int,
-               warmup: int) -> Dict[str, dict]:
+               warmup: int, opts: DeviceOptions,
+               number: int) -> Dict[str, dict]:
     torch.set_num_threads(threads)
-    x = torch.rand(*shape)
-    runners = {name: (lambda m=m: m(x)) for name, m in models.items()}
-    times = time_interleaved(runners, rounds=repeat, warmup=warmup)
+    x = opts.rand(*shape)
+    runners = {
+        name: opts.with_amp(lambda m=m: m(x))
+        for name, m in models.items()
+    }
+    times = time_interleaved(
+        runners,
+        rounds=repeat,
+        warmup=warmup,
+        device=opts.device,
+        number=number)
     return {
         name:
         dict(
@@ -162,7 +178,15 @@ def main():
         '--quick',
         action='store_true',
         help='T0 only, 2 rounds, 256x320 instead of 800x1344')
+    parser.add_argument(
+        '--number',
+        type=int,
+        default=None,
+        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
+    add_device_arguments(parser)
     args = parser.parse_args()
+    opts = DeviceOptions.from_args(args, parser)
+    number = args.number or (10 if opts.is_cuda else 1)
     if args.quick:
         args.archs, args.repeat, args.repeat_large = ['t0'], 2, 1
         args.large_shape = [256, 320]
@@ -178,13 +202,23 @@ def main():
         f'224 {all_threads}t': (small, all_threads, args.repeat),
         f'{h}x{w} {all_threads}t': (large, all_threads, args.repeat_large),
     }
+    if opts.is_cuda:  # threads do not matter: the GPU runs the kernels
+        torch.backends.cudnn.benchmark = True
+        groups = {
+            '224 b1': (small, all_threads, args.repeat),
+            '224 b32': ((32, 3, 224, 224), all_threads, args.repeat),
+            f'{h}x{w} b1': (large, all_threads, args.repeat_large),
+        }
     columns: List[str] = list(groups)
     banner = cpu_banner()
+    if opts.is_cuda:
+        banner = f'{gpu_banner(opts.device)}; {opts.describe()}'
     print(banner, flush=True)
     result = dict(
         banner=banner,
         torch=torch.__version__,
         quick=args.quick,
+        device=opts.info(),
         columns=columns,
         archs={})
     with torch.no_grad():
@@ -196,10 +230,11 @@ def main():
                 rows[name] = dict(
                     kwargs=kwargs, **count(model, (1, 3, 224, 224)))
                 model.switch_to_deploy()
-                models[name] = model
+                models[name] = opts.prepare(model)
             print(f'{arch.upper()}: timing {len(models)} variants', flush=True)
             timed = [
-                time_group(models, shape, threads, rounds, args.warmup)
+                time_group(models, shape, threads, rounds, args.warmup, opts,
+                           number)
                 for shape, threads, rounds in groups.values()
             ]
             for name in rows:
@@ -209,9 +244,10 @@ def main():
                 }
             result['archs'][arch] = rows
     torch.set_num_threads(all_threads)
+    stem = 'mixer_study' + ('_cuda' if opts.is_cuda else
+                            '') + (f'_{opts.amp}' if opts.amp else '')
     write_report(
-        osp.join(args.out_dir, 'mixer_study'), result, write_markdown,
-        write_chart)
+        osp.join(args.out_dir, stem), result, write_markdown, write_chart)
 
 
 if __name__ == '__main__':

@@ -29,6 +29,11 @@ Timed numbers vary with the machine; they are never test assertions.
 
     python benchmarks/operator_study.py            # about 2 minutes on 2 cores
     python benchmarks/operator_study.py --quick    # smoke test, seconds
+
+On a GPU (``--device cuda``, optionally ``--amp`` and ``--channels-last``)
+it runs the paper's GPU protocol instead: batch 32 (and batch 1 beside it),
+timed with CUDA events, and prints the PConv / DWConv FLOPS ratio beside the
+paper's 10.5x (2080Ti). Outputs are then named ``operator_study_cuda*``.
 """
 import argparse
 import os.path as osp
@@ -39,6 +44,8 @@ import torch
 import torch.nn as nn
 
 from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
+from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
+                                        gpu_banner)
 from mmfasternet.models.backbones.fasternet import (PartialConv,
                                                     build_spatial_mixer)
 from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
@@ -46,6 +53,8 @@ from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
                                                      mixer_memory_access)
 
 FEATURE_MAPS = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))
+#: The paper's PConv / DWConv FLOPS multiples (Sec. 4.1, Table 1).
+PAPER_PCONV_OVER_DWCONV = {'gpu': 10.5, 'cpu': 6.2, 'arm': 22.8}
 LAYERS = 10
 # name -> (spatial mixer, PConv forward, label)
 OPERATORS = {
@@ -114,28 +123,33 @@ def describe_cell(name: str, fmap) -> dict:
     return cell
 
 
-def make_runner(name: str, fmap, batch: int) -> Callable:
-    stack = build_stack(name, fmap[0])
-    x = torch.rand(batch, *fmap)
+def make_runner(name: str, fmap, batch: int, opts: DeviceOptions) -> Callable:
+    stack = opts.prepare(build_stack(name, fmap[0]))
+    x = opts.rand(batch, *fmap)
     if OPERATORS[name][1] == 'inplace':
         # It writes into its input: feed it a fresh copy (one copy of the
         # map per ten layers, included in its time).
-        return lambda: stack(x.clone())
-    return lambda: stack(x)
+        return opts.with_amp(lambda: stack(x.clone()))
+    return opts.with_amp(lambda: stack(x))
 
 
-def run_setting(setting: dict, cells: List[dict], args) -> Dict[str, dict]:
+def run_setting(setting: dict, cells: List[dict], args,
+                opts: DeviceOptions) -> Dict[str, dict]:
     torch.set_num_threads(setting['threads'])
     batch = setting['batch']
     runners = {
         f'{cell["operator"]}@{cell["feature_map"]}':
         make_runner(cell['operator'],
-                    tuple(int(v)
-                          for v in cell['feature_map'].split('x')), batch)
+                    tuple(int(v) for v in cell['feature_map'].split('x')),
+                    batch, opts)
         for cell in cells
     }
     times = time_interleaved(
-        runners, rounds=setting['repeat'], warmup=args.warmup)
+        runners,
+        rounds=setting['repeat'],
+        warmup=args.warmup,
+        device=opts.device,
+        number=args.number)
     results = {}
     for cell in cells:
         key = f'{cell["operator"]}@{cell["feature_map"]}'
@@ -216,6 +230,11 @@ def write_markdown(path: str, result: dict) -> None:
     lines.append('| PConv / DWConv FLOPS | ' + ' | '.join(
         f'{result["summary"][n]["pconv_over_dwconv_flops"]:.1f}x'
         for n in names) + ' |')
+    paper = PAPER_PCONV_OVER_DWCONV[result['paper_column']]
+    lines += [
+        '', f'The paper\'s PConv / DWConv FLOPS multiple on '
+        f'{result["paper_column"].upper()}: {paper}x.'
+    ]
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
 
@@ -265,12 +284,22 @@ def main():
         '--repeat-batch', type=int, default=5, help='rounds at --batch')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument(
+        '--number',
+        type=int,
+        default=None,
+        help='calls per timed sample (default: 1 on CPU, 20 on CUDA)')
+    parser.add_argument(
         '--quick',
         action='store_true',
         help='2 rounds and batch 2: checks that it runs, numbers are noise')
+    add_device_arguments(parser)
     args = parser.parse_args()
+    opts = DeviceOptions.from_args(args, parser)
+    if opts.is_cuda and args.batch == 16:
+        args.batch = 32  # the paper's GPU protocol
     if args.quick:
         args.batch, args.repeat, args.repeat_batch, args.warmup = 2, 2, 2, 1
+    args.number = args.number or (20 if opts.is_cuda else 1)
     all_threads = torch.get_num_threads()
     settings = [
         dict(name='b1_1t', title='batch 1, 1 thread', batch=1, threads=1,
@@ -281,9 +310,20 @@ def main():
              f'{args.batch}, {all_threads} threads', batch=args.batch,
              threads=all_threads, repeat=args.repeat_batch),
     ]  # yapf: disable
+    if opts.is_cuda:  # threads do not matter: the GPU runs the kernels
+        settings = [
+            dict(name=f'b{args.batch}', title=f'batch {args.batch}',
+                 batch=args.batch, threads=all_threads,
+                 repeat=args.repeat_batch),
+            dict(name='b1', title='batch 1', batch=1, threads=all_threads,
+                 repeat=args.repeat),
+        ]  # yapf: disable
     # On a 1-thread machine the two batch-1 settings are one.
     settings = list({s['name']: s for s in settings}.values())
     banner = cpu_banner()
+    if opts.is_cuda:
+        torch.backends.cudnn.benchmark = True
+        banner = f'{gpu_banner(opts.device)}; {opts.describe()}'
     print(banner, flush=True)
     torch.manual_seed(0)
     cells = [
@@ -299,20 +339,23 @@ def main():
             print(
                 f'timing {setting["title"]} ({setting["repeat"]} rounds)',
                 flush=True)
-            measured[setting['name']] = run_setting(setting, cells, args)
+            measured[setting['name']] = run_setting(setting, cells, args, opts)
     torch.set_num_threads(all_threads)
     result = dict(
         banner=banner,
         torch=torch.__version__,
         layers=LAYERS,
         quick=args.quick,
+        device=opts.info(),
+        paper_column='gpu' if opts.is_cuda else 'cpu',
         settings=settings,
         cells=cells,
         measured=measured,
         summary=summarize(cells, settings, measured))
+    stem = 'operator_study' + ('_cuda' if opts.is_cuda else
+                               '') + (f'_{opts.amp}' if opts.amp else '')
     write_report(
-        osp.join(args.out_dir, 'operator_study'), result, write_markdown,
-        write_chart)
+        osp.join(args.out_dir, stem), result, write_markdown, write_chart)
 
 
 if __name__ == '__main__':

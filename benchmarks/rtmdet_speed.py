@@ -30,6 +30,12 @@ Examples::
 
     python benchmarks/rtmdet_speed.py              # ~15 rounds, a few minutes
     python benchmarks/rtmdet_speed.py --quick      # 2 rounds at 320x320
+    python benchmarks/rtmdet_speed.py --device cuda --amp fp16 --cuda-graph
+
+On a GPU (``--device cuda``) the candidates are timed with CUDA events, and
+``--cuda-graph`` adds a third mode per model: the deployed network replayed
+from a CUDA graph (batch 1 is launch-bound on a GPU). The module profile is
+CPU-only.
 """
 import argparse
 import copy
@@ -51,6 +57,9 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
 from mmfasternet.benchmarking import cpu_banner, randomize_bn, time_interleaved
+from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
+                                        gpu_banner)
+from mmfasternet.fast_inference import CUDAGraphRunner
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -91,7 +100,15 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='2 rounds at 320x320, to check that it runs')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks')
+    parser.add_argument(
+        '--number',
+        type=int,
+        default=None,
+        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
+    add_device_arguments(parser, cuda_graph=True)
     args = parser.parse_args()
+    args.device_options = DeviceOptions.from_args(args, parser)
+    args.number = args.number or (10 if args.device_options.is_cuda else 1)
     if args.quick:
         args.size, args.repeat, args.warmup = 320, 2, 1
     return args
@@ -189,11 +206,11 @@ def module_profile(models: Dict[str, nn.Module], batch: torch.Tensor,
     return profile
 
 
-def summarize(times: Dict[str, List[float]]) -> Dict[str, dict]:
+def summarize(times: Dict[str, List[float]], modes=MODES) -> Dict[str, dict]:
     medians = {k: statistics.median(v) for k, v in times.items()}
     rows = {}
     for label, _, reference in MODELS_UNDER_TEST:
-        for mode in MODES:
+        for mode in modes:
             name = f'{label} {mode}'
             row = dict(
                 median_s=medians[name],
@@ -236,21 +253,33 @@ def main() -> None:
     torch.manual_seed(0)
     # Quiet: init_weights() reports every parameter at INFO level.
     MMLogger.get_instance('rtmdet_speed', log_level='WARNING')
+    opts = args.device_options
     banner = cpu_banner()
+    if opts.is_cuda:
+        torch.backends.cudnn.benchmark = True
+        banner += f'; {gpu_banner(opts.device)}'
     print(banner, flush=True)
+    modes = MODES + (('graph', ) if opts.cuda_graph else ())
 
     batch = torch.rand(1, 3, args.size, args.size) * 4 - 2
+    batch = batch.to(opts.device).contiguous(memory_format=opts.memory_format)
     candidates, errors, eager_models = {}, {}, {}
     for label, config, _ in MODELS_UNDER_TEST:
-        model = build(config)
+        model = opts.prepare(build(config))
         fast = deployed(model)
-        with torch.no_grad():
+        with torch.no_grad(), opts.autocast():
             errors[label] = max_rel_error(
                 fast(batch, mode='tensor'), model(batch, mode='tensor'))
         eager_models[label] = model
         for mode, net in zip(MODES, (model, fast)):
-            candidates[f'{label} {mode}'] = (
+            candidates[f'{label} {mode}'] = opts.with_amp(
                 lambda x, net=net: net(x, mode='tensor'))
+        if opts.cuda_graph:
+            candidates[f'{label} graph'] = CUDAGraphRunner(
+                lambda x, net=fast: net(x, mode='tensor'),
+                batch,
+                amp=opts.amp,
+                clone_outputs=False)
     for label, error in errors.items():
         print(f'{label}: deploy vs eager relative error {error:.1e}')
 
@@ -263,16 +292,23 @@ def main() -> None:
         for name, run in candidates.items()
     }
     rows = summarize(
-        time_interleaved(runs, rounds=args.repeat, warmup=args.warmup))
+        time_interleaved(
+            runs,
+            rounds=args.repeat,
+            warmup=args.warmup,
+            device=opts.device,
+            number=args.number), modes)
     header = (f'RTMDet whole detector (network, no NMS), 1x3x{args.size}x'
-              f'{args.size}, fp32, {args.repeat} interleaved rounds; '
-              f'{banner}')
+              f'{args.size}, {opts.describe()}, {args.repeat} interleaved '
+              f'rounds; {banner}')
     table = markdown(rows, header)
     print('\n' + table)
 
     slower = any(rows[f'FasterNet-T0 {m}']['ratio'] > 1 for m in MODES)
     profile = None
-    if args.profile == 'always' or (args.profile == 'auto' and slower):
+    if opts.is_cuda:
+        pass  # the module profile times CPU wall clock only
+    elif args.profile == 'always' or (args.profile == 'auto' and slower):
         print('FasterNet-T0 vs RTMDet-tiny by module (eager, median ms):')
         profile = module_profile(
             {k: eager_models[k]
@@ -282,13 +318,18 @@ def main() -> None:
 
     out_dir = osp.join(REPO, args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    stem = osp.join(out_dir, 'rtmdet_speed' + ('_quick' if args.quick else ''))
+    stem = osp.join(
+        out_dir, 'rtmdet_speed' + ('_quick' if args.quick else '') +
+        ('_cuda' if opts.is_cuda else '') +
+        (f'_{opts.amp}' if opts.amp else ''))
     result = dict(
         banner=banner,
         shape=[1, 3, args.size, args.size],
         repeat=args.repeat,
         warmup=args.warmup,
         threads=torch.get_num_threads(),
+        device=opts.info(),
+        number=args.number,
         deploy_rel_error=errors,
         rows=rows,
         profile_median_ms=profile)

@@ -32,10 +32,15 @@ BANNER_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16')
 def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
                      rounds: int = 5,
                      warmup: int = 1,
-                     progress: bool = False) -> Dict[str, List[float]]:
+                     progress: bool = False,
+                     device: Optional[Any] = None,
+                     number: int = 1) -> Dict[str, List[float]]:
     """Time candidates in interleaved rounds, each round running each once.
 
-    Runs under ``torch.no_grad()``.
+    Runs under ``torch.no_grad()``. On a CUDA device each sample is the time
+    between two CUDA events around the calls, after the device finished the
+    previous candidate's work (synchronised), so queued kernels are counted
+    where they run.
 
     Args:
         candidates (Mapping[str, Callable[[], Any]]): Zero-argument callables
@@ -44,10 +49,16 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
         warmup (int): Untimed rounds first. Default: 1.
         progress (bool): Show an mmengine progress bar on stderr.
             Default: False.
+        device (str | torch.device, optional): Where the candidates run;
+            CUDA selects event timing. Default: None (CPU, wall clock).
+        number (int): Calls per sample, averaged (short GPU calls need
+            several). Default: 1.
 
     Returns:
         Dict[str, List[float]]: Seconds per call, one sample per round.
     """
+    on_cuda = device is not None and torch.device(device).type == 'cuda'
+    clock = _cuda_event_clock(device) if on_cuda else _wall_clock
     samples = {name: [] for name in candidates}
     bar = None
     if progress:
@@ -56,9 +67,7 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
     with torch.no_grad():
         for r in range(warmup + rounds):
             for name, run in candidates.items():
-                start = time.perf_counter()
-                run()
-                elapsed = time.perf_counter() - start
+                elapsed = clock(run, number)
                 if r >= warmup:
                     samples[name].append(elapsed)
                 if bar is not None:
@@ -66,6 +75,35 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
     if bar is not None:
         sys.stderr.write('\n')
     return samples
+
+
+def _wall_clock(run: Callable[[], Any], number: int) -> float:
+    """Seconds per call of ``run`` on the CPU's wall clock."""
+    start = time.perf_counter()
+    for _ in range(number):
+        run()
+    return (time.perf_counter() - start) / number
+
+
+def _cuda_event_clock(
+        device: Any) -> Callable[[Callable[[], Any], int], float]:
+    """A clock like :func:`_wall_clock` that times the GPU's work with CUDA
+    events on the current stream of ``device``."""
+    device = torch.device(device)
+
+    def clock(run: Callable[[], Any], number: int) -> float:
+        torch.cuda.synchronize(device)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        stream = torch.cuda.current_stream(device)
+        start.record(stream)
+        for _ in range(number):
+            run()
+        end.record(stream)
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / number
+
+    return clock
 
 
 def summarize(samples: List[float]) -> Dict[str, float]:
@@ -103,7 +141,24 @@ def ratio_spread(num: List[float], den: List[float]) -> Dict[str, float]:
         median=statistics.median(ratios), min=min(ratios), max=max(ratios))
 
 
-def peak_candidates(n: int = 2048) -> Dict[str, Callable[[], Any]]:
+def peak_size(device: Optional[Any] = None) -> int:
+    """The peak kernels' GEMM size: 2048 on a CPU, 8192 on a GPU (where a
+    2048 GEMM is too short to reach the device's rate).
+
+    Args:
+        device (str | torch.device, optional): Default: None (CPU).
+
+    Returns:
+        int: ``n``.
+    """
+    on_cuda = device is not None and torch.device(device).type == 'cuda'
+    return 8192 if on_cuda else 2048
+
+
+def peak_candidates(
+        n: Optional[int] = None,
+        device: Optional[Any] = None,
+        dtype: torch.dtype = torch.float32) -> Dict[str, Callable[[], Any]]:
     """Compute-bound fp32 kernels whose best rate is the same-run peak.
 
     ``gemm`` is an ``n x n`` ``torch.mm`` (MKL / OpenBLAS); ``conv1x1`` is
@@ -113,16 +168,24 @@ def peak_candidates(n: int = 2048) -> Dict[str, Callable[[], Any]]:
     with :func:`time_interleaved`, beside the candidates or in their own
     rounds, and turn the samples into GFLOP/s with :func:`best_gflops`.
 
+    On a GPU they are a cuBLAS GEMM and a cuDNN 1x1 convolution in
+    ``dtype`` (the run's precision).
+
     Args:
-        n (int): GEMM size. Default: 2048.
+        n (int, optional): GEMM size. Default: :func:`peak_size`.
+        device (str | torch.device, optional): Default: None (CPU).
+        dtype (torch.dtype): Default: torch.float32.
 
     Returns:
         Dict[str, Callable[[], Any]]: ``'gemm'`` and ``'conv1x1'``.
     """
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    x = torch.rand(1, n // 2, 64,
-                   64).contiguous(memory_format=torch.channels_last)
-    w = torch.rand(n // 2, n // 2, 1, 1)
+    n = n or peak_size(device)
+    kw = dict(device=device, dtype=dtype)
+    a, b = torch.rand(n, n, **kw), torch.rand(n, n, **kw)
+    x = torch.rand(1, n // 2, 64, 64,
+                   **kw).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(n // 2, n // 2, 1, 1,
+                   **kw).contiguous(memory_format=torch.channels_last)
     return {
         'gemm': lambda: torch.mm(a, b),
         'conv1x1': lambda: torch.nn.functional.conv2d(x, w),

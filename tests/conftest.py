@@ -33,3 +33,9 @@ def toy_ade_info(tmp_path_factory):
 def toy_ade_root(toy_ade_info):
     """Root of the tiny ADE toy set (``images/``, ``annotations/``); a str."""
     return toy_ade_info['root']
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'cuda: needs a CUDA GPU; skipped, with the reason, where '
+        'none is visible (tools/gpu_check.sh runs them on a GPU machine)')

@@ -14,15 +14,27 @@ Candidates:
     ours-bf16     deploy + bfloat16 autocast in the backbone (``--bf16``;
                   marked "no native bf16" and not timed on CPUs without
                   AVX512-BF16 / AMX, where it is emulated)
+    ours-graph    deploy, replayed from a CUDA graph (``--cuda-graph``;
+                  detector mode: backbone, neck and a single-stage head
+                  captured, decoding / NMS / RoI heads eager)
+    ours-compile  deploy under ``torch.compile`` (``--compile``)
     timm-ref      timm's FasterNet with the same weights (backbone mode)
     resnet50      ResNet-50 with conv-BN fused (``mmcv.cnn.fuse_conv_bn``),
                   alone (backbone mode) or in the same detector
                   (detector mode; neck input channels adapted)
 
+On a GPU (``--device cuda``) every candidate is timed with CUDA events after
+warm-up and synchronisation; ``--amp fp16|bf16`` runs all of them under
+autocast and ``--channels-last`` in channels-last memory format. The peak
+kernels are then a cuBLAS GEMM and a cuDNN 1x1 convolution in the run's
+precision.
+
 Examples:
     python tools/benchmark.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py
     python tools/benchmark.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \
         --mode detector --repeat 3 --json work_dirs/bench_s.json
+    python tools/benchmark.py configs/rtmdet_fasternet_t0_8xb32-300e_coco.py \
+        --mode detector --shape 640 640 --device cuda --amp fp16 --cuda-graph
 """
 import argparse
 import copy
@@ -40,8 +52,12 @@ from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
                                       detector_runner, equal_roi_work,
                                       fraction_of_peak, has_native_bf16,
                                       peak_candidates, peak_candidates_gflop,
-                                      randomize_bn, ratio_spread, summarize,
-                                      time_interleaved)
+                                      peak_size, randomize_bn, ratio_spread,
+                                      summarize, time_interleaved)
+from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
+                                        gpu_banner)
+from mmfasternet.fast_inference import (CUDAGraphRunner, GraphedDetector,
+                                        compile_for_inference)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -86,11 +102,22 @@ def parse_args():
         '--threads', type=int, default=None, help='torch intra-op threads')
     parser.add_argument('--json', help='write the results to this file')
     parser.add_argument(
+        '--number',
+        type=int,
+        default=None,
+        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, as in tools/train.py')
-    return parser.parse_args()
+    add_device_arguments(parser, cuda_graph=True, compile=True)
+    args = parser.parse_args()
+    args.device_options = DeviceOptions.from_args(args, parser)
+    if args.bf16 and args.device_options.is_cuda:
+        parser.error('--bf16 is the CPU deploy candidate; on CUDA use '
+                     '--amp bf16, which runs every candidate in bf16')
+    return args
 
 
 # --------------------------------------------------------------------------
@@ -110,7 +137,7 @@ def build_model(cfg: Config, mode: str) -> torch.nn.Module:
     return model.eval()
 
 
-def timm_reference(backbone) -> Callable:
+def timm_reference(backbone, opts: DeviceOptions) -> Callable:
     """timm's FasterNet, loaded with our backbone's weights."""
     import timm
     ref = timm.create_model(f'fasternet_{backbone.arch_name}')
@@ -121,7 +148,7 @@ def timm_reference(backbone) -> Callable:
     missing, unexpected = ref.load_state_dict(state, strict=False)
     assert not unexpected and all(
         k.startswith(('conv_head', 'classifier')) for k in missing)
-    ref.eval()
+    opts.prepare(ref).eval()
     return lambda x: ref.forward_intermediates(x, intermediates_only=True)
 
 
@@ -159,20 +186,48 @@ def make_candidates(
         backbone (for FLOP counting), and the candidates not timed with
         the reason (``ours-bf16`` where bf16 is not native).
     """
+    # The options parse_args validated (CPU defaults for a bare namespace).
+    opts = getattr(args, 'device_options', None) or DeviceOptions()
     ours = build_model(cfg, args.mode)
     randomize_bn(ours)
     if args.mode == 'detector':
         # The same RoI-head work for every backbone, whatever the random
         # weights make of the proposals and scores.
         equal_roi_work(ours)
+        if opts.channels_last and hasattr(ours, 'roi_head'):
+            sys.exit('--channels-last: mmcv\'s RoIAlign reads NCHW memory, '
+                     'so two-stage detectors cannot run channels-last; the '
+                     'deploy candidate already runs its backbone that way')
+    opts.prepare(ours)
     backbone = ours if args.mode == 'backbone' else ours.backbone
-    batch = torch.rand(args.batch_size, 3, *args.shape)
-    wrap = (lambda m: m) if args.mode == 'backbone' else \
-        (lambda m: detector_runner(m, batch.shape[0], batch.shape[-2:]))
+    batch = opts.rand(args.batch_size, 3, *args.shape)
+
+    def wrap(m):
+        run = m if args.mode == 'backbone' else detector_runner(
+            m, batch.shape[0], batch.shape[-2:])
+        return opts.with_amp(run)
+
     candidates = {'ours-eager': wrap(ours)}
     deploy = copy.deepcopy(ours)
     switch_fasternet_to_deploy(deploy)
     candidates['ours-deploy'] = wrap(deploy)
+    if opts.cuda_graph:
+        if args.mode == 'backbone':
+            candidates['ours-graph'] = CUDAGraphRunner(
+                deploy, batch, amp=opts.amp)
+        else:
+            candidates['ours-graph'] = detector_runner(
+                GraphedDetector(deploy, batch, amp=opts.amp), batch.shape[0],
+                batch.shape[-2:])
+    if opts.compile:
+        compiled = copy.deepcopy(deploy)
+        if args.mode == 'backbone':
+            compiled = compile_for_inference(compiled, opts.device)
+        else:  # the network part; decoding and NMS stay eager
+            compiled.backbone = compile_for_inference(compiled.backbone,
+                                                      opts.device)
+            compiled.neck = compile_for_inference(compiled.neck, opts.device)
+        candidates['ours-compile'] = wrap(compiled)
     skipped = {}
     if args.bf16 and not has_native_bf16('cpu'):
         skipped['ours-bf16'] = 'no native bf16'
@@ -182,8 +237,9 @@ def make_candidates(
         candidates['ours-bf16'] = wrap(bf16)
     if not args.no_reference:
         if args.mode == 'backbone':
-            candidates['timm-ref'] = timm_reference(backbone)
-        candidates['resnet50'] = wrap(resnet50(cfg, args.mode))
+            candidates['timm-ref'] = opts.with_amp(
+                timm_reference(backbone, opts))
+        candidates['resnet50'] = wrap(opts.prepare(resnet50(cfg, args.mode)))
     return candidates, batch, backbone, skipped
 
 
@@ -209,23 +265,29 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
     out = {}
     with torch.no_grad():
         ref = candidates['ours-eager'](batch)
-        for name in ('ours-deploy', 'ours-bf16'):
+        for name in ('ours-deploy', 'ours-bf16', 'ours-graph', 'ours-compile'):
             if name in candidates:
                 got = candidates[name](batch)
-                out[name] = max(((a - b).norm() / b.norm()).item()
-                                for a, b in zip(got, ref))
+                out[name] = max(
+                    ((a.float() - b.float()).norm() / b.float().norm()).item()
+                    for a, b in zip(got, ref))
     return out
 
 
-def tabulate(times: Dict[str, list], batch_size: int, gflop: Optional[float],
-             agreement: Dict[str, float],
-             skipped: Dict[str, str]) -> Dict[str, Any]:
+def tabulate(
+    times: Dict[str, list],
+    batch_size: int,
+    gflop: Optional[float],
+    agreement: Dict[str, float],
+    skipped: Dict[str, str],
+    device: torch.device = torch.device('cpu')
+) -> Dict[str, Any]:
     """Rows of the table, with the peak taken from the same rounds.
 
     ``gflop`` is the FasterNet backbone's work per call; ``None`` (detector
     mode, where the time is the whole detector's) leaves GFLOP/s out.
     """
-    gflop_per_call = peak_candidates_gflop()
+    gflop_per_call = peak_candidates_gflop(peak_size(device))
     peak = best_gflops(times, gflop_per_call)
     for name in gflop_per_call:
         times.pop(name)
@@ -326,7 +388,13 @@ def main() -> None:
     ).scope_name != 'mmdet':
         sys.exit('--mode detector needs a detection (mmdet) config')
 
+    opts = args.device_options
     print(cpu_banner())
+    if opts.is_cuda:
+        print(gpu_banner(opts.device))
+        # Fixed shapes: let cuDNN pick its fastest kernels once.
+        torch.backends.cudnn.benchmark = True
+    number = args.number or (10 if opts.is_cuda else 1)
     # Quiet: init_weights() reports every parameter at INFO level.
     MMLogger.get_instance('benchmark', log_level='WARNING')
     torch.manual_seed(0)
@@ -338,18 +406,30 @@ def main() -> None:
         name: (lambda run=run: run(batch))
         for name, run in candidates.items()
     }
-    runs.update(peak_candidates())
-    times = time_interleaved(runs, args.repeat, args.warmup, progress=True)
+    peak_dtype = getattr(torch, {
+        'fp16': 'float16',
+        'bf16': 'bfloat16'
+    }.get(opts.amp, 'float32'))
+    runs.update(peak_candidates(device=opts.device, dtype=peak_dtype))
+    times = time_interleaved(
+        runs,
+        args.repeat,
+        args.warmup,
+        progress=True,
+        device=opts.device,
+        number=number)
     result = tabulate(times, args.batch_size,
                       gflop if args.mode == 'backbone' else None, agreement,
-                      skipped)
+                      skipped, opts.device)
     result.update(
         config=args.config,
         mode=args.mode,
         shape=[args.batch_size, 3, *args.shape],
         threads=torch.get_num_threads(),
         repeat=args.repeat,
+        number=number,
         cpu=cpu_info(),
+        device=opts.info(),
         torch=torch.__version__)
     print_table(result, args, backbone.arch_name)
     if args.json:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,13 +78,54 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--device',
         default=None,
-        help='device for drawing predictions (default: cuda if available)')
+        help='cpu, cuda or cuda:N for training, testing and drawing '
+        '(default: cuda if available, else cpu)')
+    parser.add_argument(
+        '--amp',
+        choices=['fp16', 'bf16'],
+        default=None,
+        help='train with automatic mixed precision (needs a CUDA GPU; '
+        'tools/train.py --amp)')
     parser.add_argument(
         '--rtmdet',
         action='store_true',
         help='instead of the default demo: train, evaluate and draw a '
         'FasterNet-T0 RTMDet (one-stage, real-time) on the toy COCO set')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.train_args = device_train_args(args.device, args.amp)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def device_train_args(device: Optional[str], amp: Optional[str]) -> List[str]:
+    """Check ``--device`` / ``--amp`` and pin the tools' device.
+
+    ``--device cpu`` hides any GPU from the training and test processes
+    (mmengine picks CUDA whenever it sees one).
+
+    Returns:
+        list[str]: Extra ``tools/train.py`` arguments (``--amp DTYPE``).
+
+    Raises:
+        ValueError: For a device that is not there or an AMP dtype it does
+            not run (see :class:`~mmfasternet.device_options.DeviceOptions`).
+    """
+    import torch
+
+    from mmfasternet.device_options import DeviceOptions
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if amp is not None and not device.startswith('cuda'):
+        raise ValueError('--amp trains on a CUDA GPU (mmengine\'s '
+                         'AmpOptimWrapper); on a CPU leave it out')
+    DeviceOptions(device=device, amp=amp)
+    if device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    elif ':' in device:
+        os.environ['CUDA_VISIBLE_DEVICES'] = device.split(':', 1)[1]
+    return ['--amp', amp] if amp else []
 
 
 def minutes_at_peak(peak: float) -> float:
@@ -154,11 +195,16 @@ def read_train_log(work_dir: str) -> List[Dict]:
     return []
 
 
-def train_and_test(config: str, work_dir: str, data_options: List[str],
-                   iters: Optional[int]) -> Dict:
+def train_and_test(config: str,
+                   work_dir: str,
+                   data_options: List[str],
+                   iters: Optional[int],
+                   train_args: Sequence[str] = ()
+                   ) -> Dict:  # yapf: disable
     """``tools/train.py`` then ``tools/test.py`` on the final checkpoint.
 
-    ``iters`` replaces the config's number of iterations (and logs each one).
+    ``iters`` replaces the config's number of iterations (and logs each one);
+    ``train_args`` go to ``tools/train.py`` (e.g. ``--amp fp16``).
     """
     # tools/test.py evaluates once training is over.
     train_options = data_options + [
@@ -172,7 +218,7 @@ def train_and_test(config: str, work_dir: str, data_options: List[str],
         ]
     run_tool([
         osp.join('tools', 'train.py'), config, '--work-dir', work_dir,
-        '--cfg-options'
+        *train_args, '--cfg-options'
     ] + train_options)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
@@ -307,7 +353,8 @@ def rtmdet_demo(args: argparse.Namespace) -> None:
         epochs = Config.fromfile(osp.join(ROOT,
                                           RTMDET_CONFIG)).train_cfg.max_epochs
     banner(f'2/3 RTMDet FasterNet-T0: train {epochs} epochs, then test')
-    det = train_and_test(RTMDET_CONFIG, work_dir, options, None)
+    det = train_and_test(RTMDET_CONFIG, work_dir, options, None,
+                         args.train_args)
 
     banner('3/3 pictures')
     pictures = dict(
@@ -387,7 +434,8 @@ def main(argv=None) -> None:
         f'{evaluator}.ann_file={coco_root}/{coco["val"]["ann_file"]}'
         for evaluator in ('val_evaluator', 'test_evaluator')
     ]
-    det = train_and_test(DET_CONFIG, det_dir, det_data, settings['det_iters'])
+    det = train_and_test(DET_CONFIG, det_dir, det_data, settings['det_iters'],
+                         args.train_args)
     timings['detection'] = time.time() - tic
 
     banner(f'3/4 Semantic FPN FasterNet-T0: train '
@@ -399,7 +447,8 @@ def main(argv=None) -> None:
         f'{loader}.dataset.data_root={ade_root}/'
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
-    seg = train_and_test(SEG_CONFIG, seg_dir, seg_data, settings['seg_iters'])
+    seg = train_and_test(SEG_CONFIG, seg_dir, seg_data, settings['seg_iters'],
+                         args.train_args)
     timings['segmentation'] = time.time() - tic
 
     banner('4/4 pictures')

@@ -38,8 +38,11 @@ def parse_args() -> argparse.Namespace:
         'checkpoint in the work dir')
     parser.add_argument(
         '--amp',
-        action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper)')
+        nargs='?',
+        const='fp16',
+        choices=['fp16', 'bf16'],
+        help='automatic mixed precision on a GPU (mmengine\'s '
+        'AmpOptimWrapper, dynamic loss scale); --amp alone is fp16')
     parser.add_argument(
         '--seed',
         type=int,
@@ -60,17 +63,39 @@ def parse_args() -> argparse.Namespace:
     return parse_tool_args(parser)
 
 
+def enable_amp(cfg, amp: str) -> None:
+    """Switch the config's optimizer wrapper to AMP in ``amp`` precision.
+
+    Raises:
+        SystemExit: With what to do instead, where no GPU is visible or it
+            does not run ``amp`` natively.
+    """
+    import torch
+
+    from mmfasternet.device_options import DeviceOptionError, check_amp
+    if not torch.cuda.is_available():
+        raise SystemExit('--amp trains on a CUDA GPU (mmengine\'s '
+                         'AmpOptimWrapper) and none is visible; train in '
+                         'fp32 without --amp on this machine')
+    try:
+        check_amp(amp, torch.device('cuda'))
+    except DeviceOptionError as e:
+        raise SystemExit(str(e)) from None
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        print_log('AMP is already enabled in the config.', 'current')
+        return
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.optim_wrapper.dtype = {'fp16': 'float16', 'bf16': 'bfloat16'}[amp]
+
+
 def main() -> None:
     args = parse_args()
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options,
                            args.work_dir)
 
     if args.amp:
-        if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
-            print_log('AMP is already enabled in the config.', 'current')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg, args.amp)
 
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

@@ -13,6 +13,7 @@ their conv as ``spatial_mixing.weight`` (none for ``'identity'``), so the
 mixer a checkpoint was saved with is told by its keys and shapes.
 """
 import logging
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -240,6 +241,13 @@ class FasterNetStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is laid out channels-last (and not also plain NCHW, as
+    a tensor with 1x1 maps or one channel is)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last)
+
+
 @MODELS.register_module()
 class FasterNet(BaseModule):
     """FasterNet backbone.
@@ -367,6 +375,7 @@ class FasterNet(BaseModule):
         self.with_cp = with_cp
         self.deployed = False
         self.deploy_bf16 = False
+        self.deploy_channels_last: Optional[bool] = None
         self.channels = tuple(self.embed_dims * 2**i
                               for i in range(self.num_stages))
 
@@ -419,15 +428,39 @@ class FasterNet(BaseModule):
         """Return the normed outputs of the stages in ``out_indices``."""
         if not self.deployed:
             return self._forward_stages(x)
-        with torch.autocast(
-                x.device.type, dtype=torch.bfloat16, enabled=self.deploy_bf16):
-            outs = self._forward_stages(
-                x.contiguous(memory_format=torch.channels_last))
-        # Back to the input dtype and plain NCHW: downstream ops (e.g. mmcv's
-        # RoIAlign) index NCHW memory directly.
+        # Only a bf16 deploy model enters autocast itself; otherwise an
+        # autocast the caller entered (e.g. --amp fp16) stays in force.
+        bf16 = torch.autocast(
+            x.device.type,
+            dtype=torch.bfloat16) if self.deploy_bf16 else nullcontext()
+        with bf16:
+            fmt = self._deploy_memory_format(x)
+            outs = self._forward_stages(x.contiguous(memory_format=fmt))
+        # Back to the input's dtype (bf16 deploy) and to NCHW unless the
+        # input was channels-last: downstream ops (e.g. mmcv's RoIAlign)
+        # index NCHW memory directly.
+        out_fmt = torch.channels_last if _is_channels_last(
+            x) else torch.contiguous_format
+        dtype = x.dtype if self.deploy_bf16 else None
         return tuple(
-            out.to(dtype=x.dtype, memory_format=torch.contiguous_format)
-            for out in outs)
+            out.to(dtype=dtype, memory_format=out_fmt) for out in outs)
+
+    def _deploy_memory_format(self, x: torch.Tensor) -> torch.memory_format:
+        """Channels-last where its kernels are the fast ones: always on a CPU
+        (oneDNN), and on a GPU under half precision (tensor-core kernels);
+        fp32 on a GPU keeps the input's layout. ``switch_to_deploy``'s
+        ``channels_last`` overrides the choice."""
+        if self.deploy_channels_last is not None:
+            wanted = self.deploy_channels_last
+        elif x.device.type == 'cpu':
+            wanted = True
+        else:
+            wanted = self.deploy_bf16 or torch.is_autocast_enabled(
+                x.device.type) or x.dtype in (torch.float16, torch.bfloat16)
+        if wanted:
+            return torch.channels_last
+        return torch.channels_last if _is_channels_last(
+            x) else torch.contiguous_format
 
     def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
@@ -468,22 +501,32 @@ class FasterNet(BaseModule):
                     module.eval()
         return self
 
-    def switch_to_deploy(self, bf16: bool = False) -> None:
+    def switch_to_deploy(self,
+                         bf16: bool = False,
+                         channels_last: Optional[bool] = None) -> None:
         """Re-parameterize for fast inference, in place and irreversibly.
 
         Every BN that follows a conv is folded into it, layer scale is folded
         into the last conv of each block, activations and residual adds run
-        in place (see :class:`~.fused_block.FusedFasterNetBlock`), inputs are
-        processed in ``channels_last`` memory format, and the model is put in
-        eval mode; ``train()`` refuses afterwards. Outputs equal the eager
+        in place (see :class:`~.fused_block.FusedFasterNetBlock`), the stages
+        run in the memory format that is fast on the device (see
+        ``channels_last``), and the model is put in eval mode; ``train()``
+        refuses afterwards. An autocast the caller enters (e.g. fp16 on a
+        GPU) applies inside as it does in eager mode. Outputs equal the eager
         model's within float rounding (about 1e-6 relative in fp32). Calling
-        it again only changes ``bf16``.
+        it again only changes ``bf16`` and ``channels_last``.
 
         Args:
             bf16 (bool): Run the backbone under bfloat16 autocast (fast on
                 CPUs with AMX / AVX512-BF16 and on recent GPUs; about 1%
                 feature error). Outputs are cast back to the input dtype, so
                 the neck and heads are unaffected. Default: False.
+            channels_last (bool, optional): Run the stages in channels-last
+                memory format. None chooses by device and precision: on a
+                CPU always, on a GPU under fp16 / bf16 (autocast, half
+                inputs or ``bf16``), where the tensor-core kernels are
+                channels-last. Outputs keep the input's layout either way.
+                Default: None.
 
         Raises:
             RuntimeError: If ``bf16`` is set and the parameters' device does
@@ -492,6 +535,7 @@ class FasterNet(BaseModule):
         if bf16:
             check_native_bf16(next(self.parameters()).device.type)
         self.deploy_bf16 = bf16
+        self.deploy_channels_last = channels_last
         if self.deployed:
             return
         self.eval()
