@@ -22,6 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 #: ``--amp`` names and their dtypes.
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -83,8 +84,13 @@ def _map_tensors(fn: Callable[[torch.Tensor], Any], value: Any) -> Any:
 
 
 def _refuse_training(module: Any, what: str) -> None:
-    if isinstance(module, nn.Module) and any(m.training
-                                             for m in module.modules()):
+    """Refuse a module in training mode: its own flag, or any norm or
+    dropout layer (whose training behaviour a graph would freeze)."""
+    if not isinstance(module, nn.Module):
+        return
+    stateful = (_BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
+    if module.training or any(
+            m.training for m in module.modules() if isinstance(m, stateful)):
         raise ValueError(
             f'{what} is for inference: call .eval() first (a graph or a '
             'compiled model cannot train here; train in eager mode with '

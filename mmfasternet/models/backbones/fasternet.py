@@ -446,21 +446,14 @@ class FasterNet(BaseModule):
             out.to(dtype=dtype, memory_format=out_fmt) for out in outs)
 
     def _deploy_memory_format(self, x: torch.Tensor) -> torch.memory_format:
-        """Channels-last where its kernels are the fast ones: always on a CPU
-        (oneDNN), and on a GPU under half precision (tensor-core kernels);
-        fp32 on a GPU keeps the input's layout. ``switch_to_deploy``'s
-        ``channels_last`` overrides the choice."""
-        if self.deploy_channels_last is not None:
-            wanted = self.deploy_channels_last
-        elif x.device.type == 'cpu':
-            wanted = True
-        else:
-            wanted = self.deploy_bf16 or torch.is_autocast_enabled(
-                x.device.type) or x.dtype in (torch.float16, torch.bfloat16)
-        if wanted:
-            return torch.channels_last
-        return torch.channels_last if _is_channels_last(
-            x) else torch.contiguous_format
+        """Channels-last unless ``switch_to_deploy(channels_last=False)``:
+        oneDNN's CPU kernels and cuDNN's tensor-core kernels (fp16, bf16 and
+        fp32 as TF32) are channels-last ones (see docs/gpu.md for the
+        measurement on a GPU)."""
+        if self.deploy_channels_last is False:
+            return torch.channels_last if _is_channels_last(
+                x) else torch.contiguous_format
+        return torch.channels_last
 
     def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
@@ -522,11 +515,9 @@ class FasterNet(BaseModule):
                 feature error). Outputs are cast back to the input dtype, so
                 the neck and heads are unaffected. Default: False.
             channels_last (bool, optional): Run the stages in channels-last
-                memory format. None chooses by device and precision: on a
-                CPU always, on a GPU under fp16 / bf16 (autocast, half
-                inputs or ``bf16``), where the tensor-core kernels are
-                channels-last. Outputs keep the input's layout either way.
-                Default: None.
+                memory format. None (the default) and True do; False keeps
+                the input's layout. Outputs keep the input's layout either
+                way. Default: None.
 
         Raises:
             RuntimeError: If ``bf16`` is set and the parameters' device does
@@ -548,6 +539,7 @@ class FasterNet(BaseModule):
             stage.blocks = nn.Sequential(
                 *[FusedFasterNetBlock.from_block(b) for b in stage.blocks])
         self.deployed = True
+        self.eval()  # the new fused modules too
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys,
