@@ -102,5 +102,9 @@ if [[ -n ${PIP_INSTALL_TARGET:-} ]]; then
 else
   "${PIP[@]}" install -q "$wheel" -r "$ROOT/requirements/torch.txt" || fail "could not install $wheel"
 fi
-mmcv_ok || fail "mmcv installed but its ops do not import; delete $wheel_dir and retry"
+if ! mmcv_ok; then
+  # Say where the import of the compiled extension dies (e.g. a crash).
+  "$PY" -X faulthandler -c 'import mmcv._ext' 2>&1 | tail -n 25 >&2 || true
+  fail "mmcv installed but its ops do not import (above); delete $wheel_dir and retry"
+fi
 log "mmcv $mmcv_version with ops installed ($key)"

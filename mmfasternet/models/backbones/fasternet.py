@@ -446,14 +446,26 @@ class FasterNet(BaseModule):
             out.to(dtype=dtype, memory_format=out_fmt) for out in outs)
 
     def _deploy_memory_format(self, x: torch.Tensor) -> torch.memory_format:
-        """Channels-last unless ``switch_to_deploy(channels_last=False)``:
-        oneDNN's CPU kernels and cuDNN's tensor-core kernels (fp16, bf16 and
-        fp32 as TF32) are channels-last ones (see docs/gpu.md for the
-        measurement on a GPU)."""
-        if self.deploy_channels_last is False:
-            return torch.channels_last if _is_channels_last(
-                x) else torch.contiguous_format
-        return torch.channels_last
+        """The layout the stages run in.
+
+        Channels-last on a CPU (oneDNN's fast kernels) and on a GPU under
+        half precision (autocast, half inputs or ``bf16``: cuDNN's
+        tensor-core kernels); a GPU in fp32 keeps the input's layout, which
+        adds no conversion kernels at batch 1, where a GPU is launch-bound
+        (docs/gpu.md has the measurements). ``switch_to_deploy``'s
+        ``channels_last`` overrides the choice.
+        """
+        if self.deploy_channels_last is not None:
+            wanted = self.deploy_channels_last
+        elif x.device.type == 'cpu':
+            wanted = True
+        else:
+            wanted = self.deploy_bf16 or torch.is_autocast_enabled(
+                x.device.type) or x.dtype in (torch.float16, torch.bfloat16)
+        if wanted:
+            return torch.channels_last
+        return torch.channels_last if _is_channels_last(
+            x) else torch.contiguous_format
 
     def _forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.patch_embed(x)
@@ -515,9 +527,11 @@ class FasterNet(BaseModule):
                 feature error). Outputs are cast back to the input dtype, so
                 the neck and heads are unaffected. Default: False.
             channels_last (bool, optional): Run the stages in channels-last
-                memory format. None (the default) and True do; False keeps
-                the input's layout. Outputs keep the input's layout either
-                way. Default: None.
+                memory format. None chooses by device and precision: on a
+                CPU always, on a GPU under fp16 / bf16 (autocast, half
+                inputs or ``bf16``); fp32 on a GPU keeps the input's layout
+                (True is faster there for S-L at large batch). Outputs keep
+                the input's layout either way. Default: None.
 
         Raises:
             RuntimeError: If ``bf16`` is set and the parameters' device does
