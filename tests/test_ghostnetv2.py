@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from checkpoint_factory import randomize_bn
 from mmfasternet.models import GhostNetV2
 from mmfasternet.models.backbones import ghostnetv2 as ghostnetv2_module
+from official_weights import ghostnetv2_url
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
@@ -456,9 +457,7 @@ def test_config_changes_only_the_backbone_and_builds(name, base, arch):
     assert cfg == ref
     assert backbone['type'] == 'GhostNetV2' and backbone['arch'] == arch
     assert backbone['init_cfg'] == dict(
-        type='Pretrained',
-        checkpoint=f'checkpoints/ghostnetv2_{WIDTHS[arch][0]}.in1k/'
-        'model.safetensors')
+        type='Pretrained', checkpoint=ghostnetv2_url(WIDTHS[arch][0]))
     text = (CONFIG_DIR / name).read_text()
     assert f'Matched against FasterNet-{WIDTHS[arch][2].upper()}' in text
 

@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import MODELS, init_default_scope
 
+from official_weights import FASTERNET_RELEASE
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
 
@@ -72,7 +74,8 @@ def test_backbone_swap(name, variant):
         arch=variant,
         out_indices=(1, 2, 3),
         drop_path_rate=drop_path,
-        init_cfg=dict(type='Pretrained', checkpoint=f'checkpoints/{asset}'))
+        init_cfg=dict(
+            type='Pretrained', checkpoint=f'{FASTERNET_RELEASE}/{asset}'))
     assert cfg.model.neck.in_channels == [embed * 2, embed * 4, embed * 8]
     assert cfg.model.neck.out_channels == width
     assert cfg.model.bbox_head.in_channels == width
