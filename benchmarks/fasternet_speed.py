@@ -1,8 +1,8 @@
 """The project's speed benchmark: FasterNet T0 / S / M at 800x1344 on CPU.
 
 Runs ``tools/benchmark.py`` (one process per configuration, every candidate
-interleaved inside it) and prints a summary of the ratios the README quotes:
-deploy vs timm's reference, eager vs the reference, bf16 vs the fp32
+interleaved inside it) and prints a summary of the ratios docs/speed.md
+quotes: deploy vs timm's reference, eager vs the reference, bf16 vs the fp32
 reference (only where the CPU runs bf16 natively), achieved GFLOP/s vs a
 same-run GEMM peak timed in the same rounds, and the whole Mask R-CNN in
 deploy mode vs Mask R-CNN ResNet-50 with conv-BN fused (per-round ratio,

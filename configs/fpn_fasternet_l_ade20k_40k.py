@@ -6,6 +6,6 @@ model = dict(
     backbone=dict(
         arch='l',
         init_cfg=dict(
-            checkpoint='checkpoints/fasternet_l-epoch.299-val_acc1.83.5060.pth'
-        )),
+            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
+            'download/v1.0/fasternet_l-epoch.299-val_acc1.83.5060.pth')),
     neck=dict(in_channels=[192, 384, 768, 1536]))

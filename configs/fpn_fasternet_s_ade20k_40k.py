@@ -36,8 +36,8 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/fasternet_s-epoch.299-val_acc1.81.2840.pth'
-        )),
+            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
+            'download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth')),
     # Stage i outputs embed_dims * 2**i channels (embed_dims 128 for S).
     neck=dict(in_channels=[128, 256, 512, 1024], out_channels=256, num_outs=4),
     decode_head=dict(num_classes=150))

@@ -5,6 +5,7 @@ _base_ = './fpn_fasternet_s_ade20k_40k.py'
 model = dict(
     backbone=dict(
         arch='t0',
-        init_cfg=dict(checkpoint='checkpoints/'
-                      'fasternet_t0-epoch.281-val_acc1.71.9180.pth')),
+        init_cfg=dict(
+            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
+            'download/v1.0/fasternet_t0-epoch.281-val_acc1.71.9180.pth')),
     neck=dict(in_channels=[40, 80, 160, 320]))

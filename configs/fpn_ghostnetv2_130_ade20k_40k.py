@@ -6,7 +6,8 @@
 # 0.7 points away, T2 (78.9%) 2.0. Not by FLOPs: every GhostNetV2 width is
 # below FasterNet-T0's 0.34 G.
 # timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
-# hub repository timm/ghostnetv2_130.in1k, placed as below (not a download).
+# hub repository timm/ghostnetv2_130.in1k, downloaded on first use into the
+# torch hub cache (README: Weights).
 _base_ = './fpn_fasternet_t1_ade20k_40k.py'
 
 model = dict(
@@ -21,5 +22,6 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/ghostnetv2_130.in1k/model.safetensors')),
+            checkpoint='https://huggingface.co/timm/ghostnetv2_130.in1k/'
+            'resolve/main/model.safetensors')),
     neck=dict(in_channels=[32, 52, 144, 208]))

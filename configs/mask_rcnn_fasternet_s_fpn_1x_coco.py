@@ -26,8 +26,8 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/fasternet_s-epoch.299-val_acc1.81.2840.pth'
-        )),
+            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
+            'download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth')),
     # Stage i outputs embed_dim * 2**i channels (embed_dim 128 for S).
     neck=dict(in_channels=[128, 256, 512, 1024]))
 

@@ -6,6 +6,7 @@ model = dict(
     backbone=dict(
         arch='t2',
         drop_path_rate=0.05,
-        init_cfg=dict(checkpoint='checkpoints/fasternet_t2-epoch.289'
-                      '-val_acc1.78.8860.pth')),
+        init_cfg=dict(
+            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
+            'download/v1.0/fasternet_t2-epoch.289-val_acc1.78.8860.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))

@@ -6,7 +6,8 @@
 # (71.9%) is 3.4 points away, T1 0.9. Not by FLOPs: every GhostNetV2 width is
 # below FasterNet-T0's 0.34 G.
 # timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
-# hub repository timm/ghostnetv2_100.in1k, placed as below (not a download).
+# hub repository timm/ghostnetv2_100.in1k, downloaded on first use into the
+# torch hub cache (README: Weights).
 _base_ = './mask_rcnn_fasternet_t1_fpn_1x_coco.py'
 
 model = dict(
@@ -20,5 +21,6 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/ghostnetv2_100.in1k/model.safetensors')),
+            checkpoint='https://huggingface.co/timm/ghostnetv2_100.in1k/'
+            'resolve/main/model.safetensors')),
     neck=dict(in_channels=[24, 40, 112, 160]))

@@ -9,8 +9,10 @@
 # pipelines with masks, schedule, EMA, pipeline switch) is inherited.
 _base_ = 'mmdet::rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py'
 custom_imports = dict(imports=['mmfasternet'], allow_failed_imports=False)
-# FasterNet's ImageNet release (see the README), not a download.
-checkpoint = 'checkpoints/fasternet_t0-epoch.281-val_acc1.71.9180.pth'
+# FasterNet-T0's ImageNet weights from the official release,
+# downloaded on first use into the torch hub cache (README: Weights).
+checkpoint = ('https://github.com/JierunChen/FasterNet/releases/download/'
+              'v1.0/fasternet_t0-epoch.281-val_acc1.71.9180.pth')
 
 model = dict(
     data_preprocessor=dict(

@@ -12,8 +12,10 @@
 # RGB ImageNet preprocessor its weights expect. The rest is RTMDet-s's
 # recipe, inherited.
 _base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
-# FasterNet's ImageNet release (see the README), not a download.
-checkpoint = 'checkpoints/fasternet_t2-epoch.289-val_acc1.78.8860.pth'
+# FasterNet-T2's ImageNet weights from the official release,
+# downloaded on first use into the torch hub cache (README: Weights).
+checkpoint = ('https://github.com/JierunChen/FasterNet/releases/download/'
+              'v1.0/fasternet_t2-epoch.289-val_acc1.78.8860.pth')
 
 model = dict(
     backbone=dict(

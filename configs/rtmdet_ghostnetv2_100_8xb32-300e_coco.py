@@ -6,7 +6,8 @@
 # (71.9%) is 3.4 points away, T1 0.9. Not by FLOPs: every GhostNetV2 width is
 # below FasterNet-T0's 0.34 G.
 # timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
-# hub repository timm/ghostnetv2_100.in1k, placed as below (not a download).
+# hub repository timm/ghostnetv2_100.in1k, downloaded on first use into the
+# torch hub cache (README: Weights).
 _base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
 
 model = dict(
@@ -18,5 +19,6 @@ model = dict(
         out_indices=(1, 2, 3),
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/ghostnetv2_100.in1k/model.safetensors')),
+            checkpoint='https://huggingface.co/timm/ghostnetv2_100.in1k/'
+            'resolve/main/model.safetensors')),
     neck=dict(in_channels=[40, 112, 160]))

@@ -55,8 +55,8 @@ from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'UnreadableCheckpointError', 'UnsafeCheckpointError', 'load_from_http',
-    'load_from_local', 'safe_checkpoint_globals',
+    'UnreadableCheckpointError', 'UnsafeCheckpointError', 'cached_file_name',
+    'load_from_http', 'load_from_local', 'safe_checkpoint_globals',
     'setup_safe_checkpoint_loading', 'trusted_checkpoint'
 ]
 
@@ -325,12 +325,41 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
     return _load_file(filename, map_location, source=filename)
 
 
+def cached_file_name(url: str) -> str:
+    """The name a checkpoint downloaded from ``url`` is cached under.
+
+    The last component of the URL's path, as ``torch.hub`` (and so
+    mmengine's own HTTP loader) names it, except for a Hugging Face Hub file
+    (``https://huggingface.co/<owner>/<repo>/resolve/<revision>/<file>``):
+    every timm repository names its weights ``model.safetensors``, so the
+    repository's name goes first, ``<repo>_<file>``, and two models never
+    share one cached file.
+
+    Args:
+        url (str): ``http://`` or ``https://`` URL of a checkpoint.
+
+    Returns:
+        str: The file name inside ``<torch hub dir>/checkpoints``.
+
+    Example:
+        >>> cached_file_name('https://huggingface.co/timm/ghostnetv2_100.in1k'
+        ...                  '/resolve/main/model.safetensors')
+        'ghostnetv2_100.in1k_model.safetensors'
+    """
+    parsed = urlparse(url)
+    parts = parsed.path.strip('/').split('/')
+    if (parsed.netloc == 'huggingface.co' and len(parts) >= 5
+            and parts[2] == 'resolve'):
+        return f'{parts[1]}_{parts[-1]}'
+    return osp.basename(parsed.path)
+
+
 def _download(url: str, model_dir: str = None) -> str:
     """Fetch ``url`` into torch's hub cache (``load_state_dict_from_url``)."""
     if model_dir is None:
         model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    cached = osp.join(model_dir, cached_file_name(url))
     if not osp.exists(cached):
         print_log(f'Downloading {url} to {cached}', logger='current')
         torch.hub.download_url_to_file(url, cached, progress=True)
@@ -350,7 +379,10 @@ def load_from_http(filename: str,
         map_location (str | torch.device | Callable | dict, optional): Same
             as :func:`torch.load`. Defaults to None.
         model_dir (str, optional): Download directory. Defaults to
-            ``<torch hub dir>/checkpoints``.
+            ``<torch hub dir>/checkpoints`` (``$TORCH_HOME/hub/checkpoints``,
+            by default ``~/.cache/torch/hub/checkpoints``). A file already
+            there under :func:`cached_file_name` is used without
+            downloading, which is how a local copy is used offline.
 
     Returns:
         Any: The loaded checkpoint, usually a dict.

@@ -14,17 +14,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmfasternet.models.backbones import FasterNet
+from official_weights import FASTERNET_ASSETS, fasternet_url
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 # arch: official ImageNet asset
-VARIANTS = {
-    't0': 'fasternet_t0-epoch.281-val_acc1.71.9180.pth',
-    't1': 'fasternet_t1-epoch.291-val_acc1.76.2180.pth',
-    't2': 'fasternet_t2-epoch.289-val_acc1.78.8860.pth',
-    's': 'fasternet_s-epoch.299-val_acc1.81.2840.pth',
-    'm': 'fasternet_m-epoch.291-val_acc1.82.9620.pth',
-    'l': 'fasternet_l-epoch.299-val_acc1.83.5060.pth',
-}
+VARIANTS = FASTERNET_ASSETS
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,7 +51,6 @@ def test_every_variant_has_a_config():
 @pytest.mark.parametrize('arch', list(VARIANTS))
 def test_model_fields(arch):
     cfg = load(arch)
-    asset = VARIANTS[arch]
     assert cfg.custom_imports == dict(
         imports=['mmfasternet'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmseg'
@@ -74,7 +67,7 @@ def test_model_fields(arch):
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint=f'checkpoints/{asset}'))
+        init_cfg=dict(type='Pretrained', checkpoint=fasternet_url(arch)))
     c = FasterNet.arch_settings[arch]['embed_dims']
     assert plain(model.neck) == dict(
         type='FPN',

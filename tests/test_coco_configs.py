@@ -5,6 +5,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+from official_weights import FASTERNET_RELEASE
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
 
 # variant: (embed dim, lr, drop path, official ImageNet release asset)
@@ -48,7 +50,8 @@ def test_recipe(variant):
         drop_path_rate=drop_path,
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint=f'checkpoints/{asset}'))
+        init_cfg=dict(
+            type='Pretrained', checkpoint=f'{FASTERNET_RELEASE}/{asset}'))
     assert cfg.model.neck.in_channels == [embed * 2**i for i in range(4)]
     assert cfg.model.roi_head.bbox_head.num_classes == 80
     assert cfg.model.roi_head.mask_head.num_classes == 80

@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from checkpoint_factory import randomize_bn
 from mmfasternet.models import GhostNetV2
 from mmfasternet.models.backbones import ghostnetv2 as ghostnetv2_module
+from official_weights import ghostnetv2_url
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
@@ -402,25 +403,23 @@ def test_flat_list_of_configs():
     assert names == sorted(name for name, _, _ in CONFIGS)
 
 
-def readme_params():
-    """``{config file name: params in M}`` from the README's GhostNetV2
-    config table."""
-    text = (REPO / 'README.md').read_text()
-    if '## GhostNetV2 beside FasterNet' not in text:
-        return {}
-    section = text.split('## GhostNetV2 beside FasterNet', 1)[1]
-    section = section.split('\n## ', 1)[0]
+def documented_params():
+    """``{config file name: params in M}`` from the config table of
+    docs/ghostnetv2.md."""
+    text = (REPO / 'docs' / 'ghostnetv2.md').read_text(encoding='utf-8')
     table = {}
-    for line in section.splitlines():
-        link = re.search(r'\]\(configs/([^)\s]*ghostnetv2[^)\s]*\.py)\)', line)
+    for line in text.splitlines():
+        link = re.search(r'\]\(\.\./configs/([^)\s]*ghostnetv2[^)\s]*\.py)\)',
+                         line)
         params = re.search(r'\|\s*([\d.]+)M\s*\|', line)
         if line.startswith('|') and link and params:
             table[link.group(1)] = float(params.group(1))
     return table
 
 
-def test_readme_lists_every_config():
-    assert sorted(readme_params()) == sorted(name for name, _, _ in CONFIGS)
+def test_docs_list_every_config():
+    assert sorted(documented_params()) == sorted(name
+                                                 for name, _, _ in CONFIGS)
 
 
 # Backbone options that both backbones take, with their shared defaults.
@@ -456,13 +455,11 @@ def test_config_changes_only_the_backbone_and_builds(name, base, arch):
     assert cfg == ref
     assert backbone['type'] == 'GhostNetV2' and backbone['arch'] == arch
     assert backbone['init_cfg'] == dict(
-        type='Pretrained',
-        checkpoint=f'checkpoints/ghostnetv2_{WIDTHS[arch][0]}.in1k/'
-        'model.safetensors')
+        type='Pretrained', checkpoint=ghostnetv2_url(WIDTHS[arch][0]))
     text = (CONFIG_DIR / name).read_text()
     assert f'Matched against FasterNet-{WIDTHS[arch][2].upper()}' in text
 
-    # It builds (no checkpoint is read), with the README's parameter count.
+    # It builds (no checkpoint is read), with the documented parameter count.
     init_default_scope(config.default_scope)
     model = MODELS.build(config.model)
     # One norm class wherever GhostNetV2 has a BN: SyncBN in the ADE20K
@@ -473,6 +470,6 @@ def test_config_changes_only_the_backbone_and_builds(name, base, arch):
     expected = 'SyncBN' if '_ade20k_' in name else 'BN'
     assert set(types.values()) == {expected}, name
     counted = sum(p.numel() for p in model.parameters()) / 1e6
-    listed = readme_params().get(name)
+    listed = documented_params().get(name)
     assert listed is not None and abs(counted - listed) <= 0.005, \
-        f'{name}: {counted:.3f}M, README {listed}'
+        f'{name}: {counted:.3f}M, docs/ghostnetv2.md {listed}'

@@ -1,5 +1,6 @@
 """The RTMDet / RTMDet-Ins FasterNet configs: the backbone swap, the RGB
-preprocessor, RTMDet's inherited recipe, and the README's parameter table."""
+preprocessor, RTMDet's inherited recipe, and the parameter table of
+docs/rtmdet.md."""
 import functools
 import re
 from pathlib import Path
@@ -9,6 +10,8 @@ import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import MODELS, init_default_scope
+
+from official_weights import FASTERNET_RELEASE
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
@@ -72,7 +75,8 @@ def test_backbone_swap(name, variant):
         arch=variant,
         out_indices=(1, 2, 3),
         drop_path_rate=drop_path,
-        init_cfg=dict(type='Pretrained', checkpoint=f'checkpoints/{asset}'))
+        init_cfg=dict(
+            type='Pretrained', checkpoint=f'{FASTERNET_RELEASE}/{asset}'))
     assert cfg.model.neck.in_channels == [embed * 2, embed * 4, embed * 8]
     assert cfg.model.neck.out_channels == width
     assert cfg.model.bbox_head.in_channels == width
@@ -171,42 +175,39 @@ def test_rtmdet_ins_head_and_metrics():
     assert loads['LoadAnnotations']['with_mask'] is True
 
 
-def readme_params():
-    """``{config: params in M}`` from the README's RTMDet table.
+def documented_params():
+    """``{config: params in M}`` from the table of docs/rtmdet.md.
 
-    Our configs are linked as ``configs/...``, stock RTMDet as mmdet's
+    Our configs are linked as ``../configs/...``, stock RTMDet as mmdet's
     ``configs/rtmdet/...`` on GitHub (read here through ``mmdet::``).
     """
-    text = (REPO / 'README.md').read_text()
-    if '## RTMDet' not in text:
-        return {}
-    section = text.split('## RTMDet', 1)[1].split('\n## ', 1)[0]
+    text = (REPO / 'docs' / 'rtmdet.md').read_text(encoding='utf-8')
     table = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         link = re.search(r'\]\(([^)\s]*\.py)\)', line)
         params = re.search(r'\|\s*([\d.]+)M\s*\|', line)
         if not (line.startswith('|') and link and params):
             continue
         path = link.group(1)
-        if path.startswith('configs/'):
-            config = str(REPO / path)
+        if path.startswith('../configs/'):
+            config = str(REPO / path[len('../'):])
         else:  # mmdet's config on GitHub
             config = 'mmdet::rtmdet/' + path.rsplit('/', 1)[1]
         table[config] = float(params.group(1))
     return table
 
 
-def test_readme_lists_every_config():
-    configs = readme_params()
+def test_docs_list_every_config():
+    configs = documented_params()
     for name in [config_name(v) for v in VARIANTS] + [INS_CONFIG]:
         assert str(CONFIG_DIR / name) in configs, name
     for stock in ('tiny', 's'):
         assert f'mmdet::rtmdet/rtmdet_{stock}_8xb32-300e_coco.py' in configs
 
 
-@pytest.mark.parametrize('config,params', sorted(readme_params().items()))
-def test_params_match_readme(config, params):
+@pytest.mark.parametrize('config,params', sorted(documented_params().items()))
+def test_params_match_docs(config, params):
     model = built(config)
     counted = sum(p.numel() for p in model.parameters()) / 1e6
     assert abs(counted - params) <= 0.005 * params, \
-        f'{config}: {counted:.3f}M, README {params}M'
+        f'{config}: {counted:.3f}M, docs/rtmdet.md {params}M'

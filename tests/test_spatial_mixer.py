@@ -223,8 +223,8 @@ def test_build_spatial_mixer_types():
 ])
 def test_cfg_options_switch_the_detector_backbone(mixer, options, expected):
     """What ``--cfg-options model.backbone.spatial_mixer=...`` does to the
-    README's ablation config: every block of the built detector mixes with
-    the chosen operator."""
+    ablation config of docs/pconv_study.md: every block of the built detector
+    mixes with the chosen operator."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     config = Path(__file__).resolve().parents[1] / 'configs' / \
