@@ -28,6 +28,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..utils.bf16_support import check_native_bf16
 from ..utils.out_indices import parse_out_indices
 from ..utils.weight_layouts import convert_to_mmfasternet, detect_spatial_mixer
+from .base_backbone import CheckpointMismatchError
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
 
 PCONV_FORWARDS = ('split_cat', 'slicing')
@@ -513,8 +514,13 @@ class FasterNet(BaseModule):
             own_keys = [k for k in state_dict if k.startswith(prefix)]
             local = {k[len(prefix):]: state_dict[k] for k in own_keys}
             converted = convert_to_mmfasternet(local)
-            self._check_spatial_mixer(converted.state_dict)
-            self._check_loadable(converted.state_dict)
+            try:
+                self._check_spatial_mixer(converted.state_dict)
+                self._check_loadable(converted.state_dict)
+            except CheckpointMismatchError as exc:
+                exc.module_path = prefix.rstrip('.')
+                exc.module_type = type(self).__name__
+                raise
             kept_init = self._fill_absent_out_norms(converted.state_dict)
             for key in own_keys:
                 del state_dict[key]
@@ -540,7 +546,7 @@ class FasterNet(BaseModule):
             return
         settings = ' '.join(f'model.backbone.{k}={v}'
                             for k, v in found.settings.items())
-        raise RuntimeError(
+        raise CheckpointMismatchError(
             f'{self._describe()}: the checkpoint was saved with '
             f'spatial_mixer={found.name!r} ({found.detail}), but this model '
             f'has spatial_mixer={own.name!r} ({own.detail}); compared at '
@@ -557,7 +563,7 @@ class FasterNet(BaseModule):
             and tuple(v.shape) != tuple(expected[k].shape)
         ]
         if mismatched:
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint does not fit this '
                 f'variant ({len(mismatched)} shape mismatches, e.g. '
                 f'{"; ".join(mismatched[:3])}). Were the weights saved from '
@@ -568,7 +574,7 @@ class FasterNet(BaseModule):
         ]
         absent = [k for k in body if k not in weights]
         if len(absent) > len(body) // 2:
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint leaves {len(absent)} of '
                 f'{len(body)} backbone tensors unloaded (first: '
                 f'{", ".join(absent[:5])}). Is it a FasterNet checkpoint, '

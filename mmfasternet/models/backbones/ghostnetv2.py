@@ -25,6 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..utils.ghostnetv2_weights import (find_key_prefix, has_dfc_attention,
                                         split_ghostnetv2_head, stem_channels)
 from ..utils.out_indices import parse_out_indices
+from .base_backbone import CheckpointMismatchError
 
 try:
     from timm.layers import make_divisible
@@ -297,7 +298,12 @@ class GhostNetV2(BaseModule):
         own_keys = [k for k in state_dict if k.startswith(prefix)]
         local = {k[len(prefix):]: state_dict[k] for k in own_keys}
         split = split_ghostnetv2_head(local, len(_GROUPS))
-        self._check_loadable(split.body)
+        try:
+            self._check_loadable(split.body)
+        except CheckpointMismatchError as exc:
+            exc.module_path = prefix.rstrip('.')
+            exc.module_type = type(self).__name__
+            raise
         kept_init = self._fill_absent_out_norms(split.body)
         for key in own_keys:
             del state_dict[key]
@@ -339,7 +345,7 @@ class GhostNetV2(BaseModule):
             hint = (f'its stem conv is under the prefix {found!r}: set '
                     f"init_cfg prefix='{found}'" if found else
                     'it has no GhostNet stem conv (conv_stem.weight)')
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: no backbone tensor of the checkpoint '
                 f'matches this model ({len(weights)} keys, e.g. '
                 f'{", ".join(list(weights)[:3]) or "none"}); {hint}. Is '
@@ -352,7 +358,7 @@ class GhostNetV2(BaseModule):
         ]
         if mismatched:
             found = stem_channels(weights)
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint is '
                 f'{self._width_of(found)} weights (stem conv with {found} '
                 f'channels; this model has {self.conv_stem.out_channels}): '
@@ -364,7 +370,7 @@ class GhostNetV2(BaseModule):
             kind = ('a GhostNet (v1) checkpoint: it has no DFC attention '
                     '(ghost1.short_conv)' if not has_dfc_attention(weights)
                     else 'not a complete GhostNetV2 checkpoint')
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint leaves {len(absent)} of '
                 f'{len(body)} backbone tensors unloaded (first: '
                 f'{", ".join(absent[:3])}); it looks like {kind}.')
