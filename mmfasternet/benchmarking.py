@@ -334,6 +334,114 @@ def equal_roi_work(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def build_random_model(config: Any,
+                       backbone_only: bool = False,
+                       random_bn: bool = False) -> torch.nn.Module:
+    """The model a config describes, with random weights, in eval mode.
+
+    Nothing is downloaded or read: the ``init_cfg`` that would load
+    pretrained weights (the model's and its backbone's) is dropped, so
+    ``init_weights()`` runs only the initializers. The config's
+    ``default_scope`` becomes the default scope, its ``custom_imports``
+    are imported, and SyncBN becomes BN (one process, CPU).
+
+    Args:
+        config (str | Config): A config file, an ``mmdet::...`` name, or
+            a loaded config (copied, not changed).
+        backbone_only (bool): Build the backbone alone. Default: False.
+        random_bn (bool): Give every BN random statistics and affine
+            terms (:func:`randomize_bn`), so that folding BN into the
+            convs is not a no-op. Default: False.
+
+    Returns:
+        nn.Module: The model (or backbone).
+    """
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    if not isinstance(config, str):
+        cfg = copy.deepcopy(config)
+    elif '::' in config:
+        from mmengine.hub import get_config
+        cfg = get_config(config)
+    else:
+        cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    model_cfg = cfg.model.backbone if backbone_only else cfg.model
+    for part in (model_cfg, model_cfg.get('backbone', {})):
+        part.pop('pretrained', None)
+        part.pop('init_cfg', None)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    model.init_weights()
+    if random_bn:
+        randomize_bn(model)
+    model.eval()  # some mmdet backbones' train() returns None
+    return model
+
+
+def max_relative_error(output: Any, reference: Any) -> float:
+    """How far ``output`` is from ``reference``, relative to its scale.
+
+    For each tensor (or numpy array) of the outputs, which may be nested
+    in tuples and lists, the largest absolute difference of any element
+    divided by the largest magnitude of the reference tensor; the result
+    is the largest over the tensors. 1e-4 thus means that no element is off
+    by more than 1e-4 of the largest value of its output. Every element
+    counts: a ratio of norms would let a few wrong elements hide among many
+    right ones.
+
+    Integer and bool tensors must be equal (0, else ``inf``); another
+    number of tensors, another shape, or a NaN difference is ``inf``; an
+    empty tensor adds nothing.
+
+    Args:
+        output (Tensor | ndarray | Sequence): What is checked.
+        reference (Tensor | ndarray | Sequence): What it should be.
+
+    Returns:
+        float: The error, 0 for equal outputs.
+    """
+    import numpy as np
+    outs, refs = _leaf_arrays(output), _leaf_arrays(reference)
+    if len(outs) != len(refs):
+        return float('inf')
+    worst = 0.0
+    for out, ref in zip(outs, refs):
+        if out.shape != ref.shape:
+            return float('inf')
+        if ref.size == 0:
+            continue
+        if not np.issubdtype(ref.dtype, np.floating):
+            if not np.array_equal(out, ref):
+                return float('inf')
+            continue
+        ref = ref.astype(np.float64)
+        diff = float(np.abs(out.astype(np.float64) - ref).max())
+        if diff != diff:  # NaN
+            return float('inf')
+        worst = max(worst, diff / max(float(np.abs(ref).max()), 1e-12))
+    return worst
+
+
+def _leaf_arrays(outputs: Any) -> list:
+    """The tensors and arrays of possibly nested outputs, as numpy arrays
+    (floating tensors in float64: bf16 has no numpy type)."""
+    import numpy as np
+    if isinstance(outputs, torch.Tensor):
+        tensor = outputs.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.double()
+        return [tensor.numpy()]
+    if isinstance(outputs, np.ndarray):
+        return [outputs]
+    return [leaf for item in outputs for leaf in _leaf_arrays(item)]
+
+
 def detector_runner(model: torch.nn.Module, batch_size: int,
                     shape: Sequence[int]) -> Callable[[torch.Tensor], Any]:
     """Whole-detector inference on a batch, as ``DetInferencer`` runs it.

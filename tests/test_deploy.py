@@ -4,6 +4,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from checkpoint_factory import randomize_bn
+from mmfasternet.benchmarking import max_relative_error
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
 from mmfasternet.models.backbones import fasternet as fasternet_module
 
@@ -15,11 +16,6 @@ def randomized(model: FasterNet, seed: int = 0) -> FasterNet:
     torch.manual_seed(seed)
     model.init_weights()
     return randomize_bn(model)
-
-
-def max_relative_error(outs, refs):
-    return max(((a - b).abs().max() / b.abs().max()).item()
-               for a, b in zip(outs, refs))
 
 
 ALL_OUT_INDICES = [

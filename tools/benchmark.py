@@ -97,19 +97,6 @@ def parse_args():
 # candidates
 
 
-def build_model(cfg: Config, mode: str) -> torch.nn.Module:
-    from mmengine.registry import MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    if mode == 'backbone':
-        model_cfg = model_cfg.backbone
-    model_cfg.pop('init_cfg', None)  # random weights: no download needed
-    if mode == 'detector':
-        model_cfg.backbone.pop('init_cfg', None)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model.eval()
-
-
 def timm_reference(backbone) -> Callable:
     """timm's FasterNet, loaded with our backbone's weights."""
     import timm
@@ -127,6 +114,8 @@ def timm_reference(backbone) -> Callable:
 
 def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     from mmcv.cnn import fuse_conv_bn
+
+    from mmfasternet.benchmarking import build_random_model
     cfg = copy.deepcopy(cfg)
     r50 = dict(
         type='mmdet.ResNet',
@@ -142,7 +131,7 @@ def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     else:
         cfg.model.backbone = r50
         cfg.model.neck.in_channels = [256, 512, 1024, 2048]
-        model = equal_roi_work(build_model(cfg, 'detector'))
+        model = equal_roi_work(build_random_model(cfg))
     randomize_bn(model)
     model.eval()  # mmdet's ResNet.train() does not return the module
     return fuse_conv_bn(model)
@@ -159,7 +148,8 @@ def make_candidates(
         backbone (for FLOP counting), and the candidates not timed with
         the reason (``ours-bf16`` where bf16 is not native).
     """
-    ours = build_model(cfg, args.mode)
+    from mmfasternet.benchmarking import build_random_model
+    ours = build_random_model(cfg, backbone_only=args.mode == 'backbone')
     randomize_bn(ours)
     if args.mode == 'detector':
         # The same RoI-head work for every backbone, whatever the random
@@ -200,10 +190,12 @@ def backbone_gflop(backbone, batch) -> float:
 
 
 def check_agreement(candidates, batch, mode) -> Dict[str, float]:
-    """Relative feature error (Frobenius) of the deploy candidates.
+    """Relative feature error of the deploy candidates
+    (:func:`~mmfasternet.benchmarking.max_relative_error`).
 
     timm's parity (before our output norms) is pinned by the test suite.
     """
+    from mmfasternet.benchmarking import max_relative_error
     if mode != 'backbone':
         return {}
     out = {}
@@ -212,8 +204,7 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
         for name in ('ours-deploy', 'ours-bf16'):
             if name in candidates:
                 got = candidates[name](batch)
-                out[name] = max(((a - b).norm() / b.norm()).item()
-                                for a, b in zip(got, ref))
+                out[name] = max_relative_error(got, ref)
     return out
 
 

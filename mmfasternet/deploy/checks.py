@@ -5,25 +5,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..benchmarking import max_relative_error
 from .export_modes import END2END_MODE, example_inputs
 
 
 def compare_outputs(expected: Sequence[np.ndarray],
                     actual: Sequence[np.ndarray]) -> float:
-    """Largest error relative to each output's largest magnitude."""
-    worst = 0.0
-    for e, a in zip(expected, actual):
-        if e.shape != a.shape:
-            return float('inf')
-        if e.size == 0:
-            continue
-        if not np.issubdtype(e.dtype, np.floating):
-            if not np.array_equal(e, a):
-                return float('inf')
-            continue
-        scale = max(float(np.abs(e).max()), 1e-12)
-        worst = max(worst, float(np.abs(e - a).max()) / scale)
-    return worst
+    """The error of an engine's outputs against PyTorch's:
+    :func:`~mmfasternet.benchmarking.max_relative_error` (largest element
+    error relative to each output's largest magnitude; ``inf`` for another
+    shape or other integer values)."""
+    return max_relative_error(actual, expected)
 
 
 class BackendCheck(NamedTuple):

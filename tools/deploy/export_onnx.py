@@ -45,8 +45,8 @@ from typing import List
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import MODELS, init_default_scope
 
+from mmfasternet.benchmarking import build_random_model
 from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
                                             UnsafeCheckpointError)
 from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
@@ -144,18 +144,12 @@ def build_model(cfg: Config, checkpoint=None, trust: bool = False):
     """The config's model in eval mode, with every weight of
     ``checkpoint`` (:func:`~mmfasternet.deploy.load_export_checkpoint`:
     one that does not fit is an :class:`ExportError`)."""
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.pop('pretrained', None)
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
-    model = MODELS.build(cfg.model)
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(model)
+    model = build_random_model(cfg)  # the checkpoint has the weights
     if checkpoint:
         load_export_checkpoint(model, checkpoint, trust)
     else:
         print_log('no checkpoint: exporting random weights', logger='current')
-    return model.eval()
+    return model
 
 
 def fail(message) -> int:
