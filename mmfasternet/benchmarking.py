@@ -86,6 +86,19 @@ def summarize(samples: List[float]) -> Dict[str, float]:
         spread=(max(samples) - min(samples)) / median)
 
 
+def summarize_ms(samples: List[float]) -> Dict[str, float]:
+    """:func:`summarize` in milliseconds, as the studies report it.
+
+    Returns:
+        Dict[str, float]: ``median_ms``, ``min_ms`` and ``max_ms``.
+    """
+    summary = summarize(samples)
+    return {
+        f'{k}_ms': 1e3 * summary[f'{k}_s']
+        for k in ('median', 'min', 'max')
+    }
+
+
 def ratio_spread(num: List[float], den: List[float]) -> Dict[str, float]:
     """Ratio of two interleaved candidates, round by round.
 
@@ -469,6 +482,58 @@ def detector_runner(model: torch.nn.Module, batch_size: int,
                 scale_factor=(1., 1.)))
         samples.append(sample)
     return lambda x: model.predict(x, samples, rescale=True)
+
+
+def grouped_bar_chart(path: str,
+                      panels: Mapping[str, Mapping[str, Sequence[float]]],
+                      groups: Sequence[str],
+                      ylabel: str,
+                      log_scale: bool = False,
+                      reference: Optional[float] = None) -> None:
+    """Draw grouped bars, one panel a setting, and save them as a PNG.
+
+    Args:
+        path (str): The ``.png`` to write.
+        panels (Mapping): Panel title -> series label -> one value per
+            group; every panel has the same series.
+        groups (Sequence[str]): The x-axis labels.
+        ylabel (str): The y-axis label (of the first panel).
+        log_scale (bool): A logarithmic y axis, shared by the panels.
+            Default: False.
+        reference (float, optional): Draw a horizontal line at this value
+            (1 for ratios). Default: None.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(3.6 * len(panels), 3.3),
+        squeeze=False,
+        sharey=log_scale)
+    for ax, (title, series) in zip(axes[0], panels.items()):
+        width = 0.8 / len(series)
+        for i, (label, values) in enumerate(series.items()):
+            offset = (i - len(series) / 2 + 0.5) * width
+            ax.bar([j + offset for j in range(len(groups))],
+                   values,
+                   width,
+                   label=label)
+        if log_scale:
+            ax.set_yscale('log')
+        if reference is not None:
+            ax.axhline(reference, color='black', linewidth=0.5)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(axis='y', labelsize=7)
+    axes[0][0].set_ylabel(ylabel, fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=4, fontsize=6)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def write_report(
