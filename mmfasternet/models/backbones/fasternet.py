@@ -36,6 +36,13 @@ _RELU = dict(type='ReLU', inplace=True)
 _GELU = dict(type='GELU')
 
 
+def check_n_div(n_div: int) -> None:
+    """Raise a ValueError unless ``n_div`` is a positive integer."""
+    if isinstance(n_div, bool) or not isinstance(n_div, int) or n_div < 1:
+        raise ValueError('n_div must be a positive integer (PConv convolves '
+                         f'channels // n_div channels), got {n_div!r}')
+
+
 class PartialConv(nn.Module):
     """Partial convolution (PConv): a 3x3 conv on a slice of the channels.
 
@@ -60,6 +67,7 @@ class PartialConv(nn.Module):
         if pconv_forward not in PCONV_FORWARDS:
             raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
                              f'got {pconv_forward!r}')
+        check_n_div(n_div)
         self.conv_channels = channels // n_div
         if self.conv_channels < 1:
             raise ValueError(f'n_div={n_div} leaves no channel to convolve '
@@ -354,6 +362,7 @@ class FasterNet(DenseBackbone):
         if drop_path_rate < 0:
             raise ValueError(f'drop_path_rate must be >= 0, got '
                              f'{drop_path_rate}')
+        check_n_div(n_div)
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
         act_cfg = dict(act_cfg or arch.get('act_cfg', _RELU))
         self.spatial_mixer = spatial_mixer
