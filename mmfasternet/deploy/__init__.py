@@ -17,7 +17,7 @@ from .checks import (BackendCheck, check_sizes, check_with_backend,
 from .export import export_onnx
 from .export_modes import (END2END_MODE, FEATURE_MODE, ExportError,
                            build_export_module, end2end_supported,
-                           example_inputs)
+                           example_inputs, size_divisor)
 from .loading import load_export_checkpoint
 from .mask_rcnn import MaskRCNNEnd2End, mask_rcnn_supported
 from .wrappers import FeatureWrapper, RTMDetEnd2End
@@ -29,5 +29,5 @@ __all__ = [
     'RTMDetEnd2End', 'backend_model_config', 'build_backend',
     'build_export_module', 'check_sizes', 'check_with_backend',
     'compare_outputs', 'end2end_supported', 'example_inputs', 'export_onnx',
-    'load_export_checkpoint', 'mask_rcnn_supported'
+    'load_export_checkpoint', 'mask_rcnn_supported', 'size_divisor'
 ]

@@ -65,6 +65,19 @@ def build_export_module(model: nn.Module, mode: str,
     return MaskRCNNEnd2End(model, input_shape)
 
 
+def size_divisor(model: nn.Module) -> int:
+    """The multiple that the model's input height and width must be: 32
+    (the stride of the backbones' last stage, which the necks' upsampled
+    maps must meet), or more where the data preprocessor pads to a larger
+    multiple (``pad_size_divisor`` in mmdet, ``size_divisor`` in mmseg)."""
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    padded = [
+        getattr(preprocessor, name, None) or 1
+        for name in ('pad_size_divisor', 'size_divisor')
+    ]
+    return max([32] + [int(p) for p in padded])
+
+
 def example_inputs(mode: str,
                    batch: int,
                    input_shape: Sequence[int],
