@@ -1,4 +1,7 @@
-"""Timing utilities shared by ``tools/benchmark.py`` and ``benchmarks/``.
+"""What ``tools/benchmark.py`` and the studies in ``benchmarks/`` share:
+interleaved timing and its summaries, the fp32 peak, random-weight models
+(:func:`build_random_model`), one relative error
+(:func:`max_relative_error`), and the reports they write.
 
 Candidates are timed interleaved (A B C A B C ...) so that machine noise
 hits all of them alike; each keeps its per-round samples, summarized as
