@@ -1,4 +1,6 @@
-"""The demo: ``tools/demo.py --quick`` end to end; ``demo/image_demo.py``."""
+"""The demos: the toy run end to end (``tools/toy_demo.py --quick``, what
+``make demo`` runs in full) and inference on an image
+(``demo/image_demo.py``)."""
 import os
 from pathlib import Path
 
@@ -25,9 +27,9 @@ def run(script: str, *args) -> str:
 
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
-    """``tools/demo.py --quick`` into a temporary folder: (root, stdout)."""
+    """``tools/toy_demo.py --quick`` in a temporary folder: (root, stdout)."""
     root = tmp_path_factory.mktemp('demo')
-    out = run('tools/demo.py', '--quick', '--data-root', root / 'data',
+    out = run('tools/toy_demo.py', '--quick', '--data-root', root / 'data',
               '--work-dir', root / 'work')
     return root, out
 
@@ -121,10 +123,10 @@ def test_image_demo_rejects_other_scopes(tmp_path):
 
 
 def test_quick_rtmdet_demo(tmp_path):
-    """``tools/demo.py --rtmdet --quick``: the RTMDet demo trains two
+    """``tools/toy_demo.py --rtmdet --quick``: the RTMDet demo trains two
     epochs (the pipeline switch in the second), evaluates the EMA
     checkpoint and draws its pictures."""
-    out = run('tools/demo.py', '--rtmdet', '--quick', '--data-root',
+    out = run('tools/toy_demo.py', '--rtmdet', '--quick', '--data-root',
               tmp_path / 'data', '--work-dir', tmp_path / 'work')
     assert 'Switch pipeline now!' in out
     assert 'Epoch(test)' in out

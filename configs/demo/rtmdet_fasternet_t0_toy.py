@@ -1,4 +1,4 @@
-# The `python tools/demo.py --rtmdet` detector: RTMDet with a FasterNet-T0
+# The `python tools/toy_demo.py --rtmdet` detector: RTMDet with a FasterNet-T0
 # backbone trained from scratch on the toy shapes set
 # (mmfasternet.datasets.make_toy_coco) on a CPU (14.7 min measured on 2
 # shared AVX2 cores: see the README). The model

@@ -1,4 +1,6 @@
-"""The `make demo` driver: FasterNet end to end on a CPU, no downloads.
+"""The `make demo` driver: FasterNet trained and evaluated end to end on toy
+data, on a CPU, with no downloads (for inference on your own image with a
+trained model, see ``demo/image_demo.py``).
 
 1. generates the toy shapes datasets under ``--data-root`` (COCO format and
    ADE20K layout, see :mod:`mmfasternet.datasets.toy_data`);
@@ -10,9 +12,9 @@
 
 Examples::
 
-    python tools/demo.py                # the full demo, a few minutes on a CPU
-    python tools/demo.py --quick        # a few iterations, to check it works
-    python tools/demo.py --rtmdet       # instead: FasterNet-T0 RTMDet
+    python tools/toy_demo.py            # the full run, minutes on a CPU
+    python tools/toy_demo.py --quick    # a few iterations, to check it works
+    python tools/toy_demo.py --rtmdet   # instead: FasterNet-T0 RTMDet
 """
 import argparse
 import glob
