@@ -11,7 +11,7 @@ setup:
 	@VENV=$(abspath $(VENV)) bash scripts/setup_env.sh
 
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) tools/toy_demo.py
 
 test: setup
 	$(PY) -m pytest tests -rs $(PYTEST_ARGS)

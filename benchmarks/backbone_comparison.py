@@ -46,17 +46,14 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
+from mmfasternet.benchmarking import (build_random_model, cpu_banner, cpu_info,
                                       detector_runner, equal_roi_work,
-                                      gemm_peak_gflops, peak_candidates,
-                                      peak_candidates_gflop, peak_size,
+                                      gemm_peak_gflops, max_relative_error,
                                       randomize_bn, summarize,
                                       time_interleaved)
 from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
@@ -230,23 +227,12 @@ def build_backbone(cfg: dict) -> nn.Module:
 
 def build_detector(config: str) -> Tuple[nn.Module, float]:
     """The detector in inference form, and its params (in M) as built."""
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.backbone.pop('init_cfg', None)  # random weights, no files
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    model.init_weights()
+    model = build_random_model(config)
     # The same RoI-head work for every backbone, whatever the random
     # weights make of the proposals and scores.
     equal_roi_work(model)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     return folded(randomize_bn(model)), params
-
-
-def max_rel_error(a, b) -> float:
-    """Largest relative (Frobenius) difference over nested outputs."""
-    if isinstance(a, torch.Tensor):
-        return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
-    return max(max_rel_error(x, y) for x, y in zip(a, b))
 
 
 def check_folded(label: str,
@@ -262,7 +248,7 @@ def check_folded(label: str,
             otherwise be timed.
     """
     with torch.no_grad():
-        error = max_rel_error(model(x), eager(x))
+        error = max_relative_error(model(x), eager(x))
     if not error <= tolerance:  # also NaN
         raise AssertionError(
             f'{label}: the folded model differs from the eager one by '
@@ -526,19 +512,12 @@ def main() -> None:
         log(f'{label}: {backbones[label]["params_m"]:.2f}M params, '
             f'{backbones[label]["gmacs"][str(args.sizes[0])]:.3f} GMACs at '
             f'{args.sizes[0]}, folded vs eager rel. error {error:.1e}')
-    if opts.is_cuda:  # cuBLAS / cuDNN in the run's precision
-        dtype = {
-            'fp16': torch.float16,
-            'bf16': torch.bfloat16
-        }.get(opts.amp, torch.float32)
-        peak = best_gflops(
-            time_interleaved(
-                peak_candidates(device=opts.device, dtype=dtype),
-                rounds=max(args.repeat // 3, 1),
-                device=opts.device),
-            peak_candidates_gflop(peak_size(opts.device)))
-    else:
-        peak = gemm_peak_gflops(rounds=max(args.repeat // 3, 1))
+    # On a GPU: cuBLAS and cuDNN in the run's precision.
+    dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(opts.amp)
+    peak = gemm_peak_gflops(
+        rounds=max(args.repeat // 3, 1),
+        device=opts.device,
+        dtype=dtype or torch.float32)
     log(f'timing backbones; fp32 peak {peak["peak_gflops"]:.0f} GFLOP/s '
         f'({peak["kernel"]}, best round)')
     timed = time_backbones(models, args.sizes, args.repeat, args.warmup, opts)

@@ -38,11 +38,10 @@ from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
-from mmfasternet.benchmarking import (best_gflops, cpu_banner,
-                                      fraction_of_peak, peak_candidates,
+from mmfasternet.benchmarking import (best_gflops, build_random_model,
+                                      cpu_banner, fraction_of_peak,
+                                      max_relative_error, peak_candidates,
                                       peak_candidates_gflop, randomize_bn,
                                       summarize, time_interleaved)
 from mmfasternet.deploy import build_backend
@@ -90,11 +89,7 @@ def build(name: str) -> Tuple[nn.Module, nn.Module]:
     """(model to run, its FasterNet backbone)."""
     torch.manual_seed(0)
     if name == 'rtmdet-t0':
-        cfg = Config.fromfile(RTMDET_CONFIG)
-        cfg.model.backbone.init_cfg = None
-        init_default_scope('mmdet')
-        from mmengine.model import revert_sync_batchnorm
-        detector = revert_sync_batchnorm(MODELS.build(cfg.model))
+        detector = build_random_model(RTMDET_CONFIG)
         model = randomize_bn(RTMDetNetwork(detector))
         return model, detector.backbone
     backbone = randomize_bn(FasterNet(arch=name))
@@ -121,12 +116,6 @@ def gflop(model: nn.Module, x: torch.Tensor) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() / 1e9
-
-
-def max_rel_error(ref, got) -> float:
-    return max(
-        float((torch.as_tensor(g) - r).abs().max() / r.abs().max())
-        for r, g in zip(ref, got))
 
 
 def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
@@ -158,9 +147,10 @@ def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
             if pconv == 'slicing':
                 label += ' (slicing)'
             runs[label] = lambda r=runner: r([x_np])
-            facts['rel_error'][label] = max_rel_error(ref, runner([x_np]))
+            facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
     with torch.no_grad():
-        facts['rel_error']['PyTorch deploy'] = max_rel_error(ref, deploy(x))
+        facts['rel_error']['PyTorch deploy'] = max_relative_error(
+            deploy(x), ref)
     return runs, facts
 
 

@@ -28,13 +28,14 @@ columns are 224x224 at batch 1 and at batch 32 (the paper's GPU batch) and
 """
 import argparse
 import os.path as osp
-import statistics
 from typing import Dict, List
 
 import torch
 from mmengine.logging import MMLogger
 
-from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
+from mmfasternet.benchmarking import (cpu_banner, grouped_bar_chart,
+                                      summarize_ms, time_interleaved,
+                                      write_report)
 from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
                                         gpu_banner)
 from mmfasternet.models import FasterNet
@@ -89,14 +90,7 @@ def time_group(models: Dict[str, FasterNet], shape, threads: int, repeat: int,
         warmup=warmup,
         device=opts.device,
         number=number)
-    return {
-        name:
-        dict(
-            median_ms=1e3 * statistics.median(v),
-            min_ms=1e3 * min(v),
-            max_ms=1e3 * max(v))
-        for name, v in times.items()
-    }
+    return {name: summarize_ms(v) for name, v in times.items()}
 
 
 def write_markdown(path: str, result: dict) -> None:
@@ -127,40 +121,28 @@ def write_markdown(path: str, result: dict) -> None:
 
 
 def write_chart(path: str, result: dict) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    cols = result['columns']
     archs = list(result['archs'])
     names = list(next(iter(result['archs'].values())))
-    fig, axes = plt.subplots(
-        1, len(cols), figsize=(3.6 * len(cols), 3.3), squeeze=False)
-    width = 0.8 / len(names)
-    for ax, col in zip(axes[0], cols):
-        for i, name in enumerate(names):
-            values = [
-                result['archs'][a][name]['latency'][col]['median_ms'] /
-                result['archs'][a]['pconv']['latency'][col]['median_ms']
-                for a in archs
-            ]
-            ax.bar([
-                j + (i - len(names) / 2 + 0.5) * width
-                for j in range(len(archs))
-            ],
-                   values,
-                   width,
-                   label=name)
-        ax.set_xticks(range(len(archs)))
-        ax.set_xticklabels([a.upper() for a in archs], fontsize=7)
-        ax.axhline(1, color='black', linewidth=0.5)
-        ax.set_title(col, fontsize=8)
-        ax.tick_params(axis='y', labelsize=7)
-    axes[0][0].set_ylabel('latency / PConv model\'s (medians)', fontsize=7)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='lower center', ncol=4, fontsize=6)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+
+    def ratios(col, name):
+        return [
+            result['archs'][a][name]['latency'][col]['median_ms'] /
+            result['archs'][a]['pconv']['latency'][col]['median_ms']
+            for a in archs
+        ]
+
+    panels = {
+        col: {
+            name: ratios(col, name)
+            for name in names
+        }
+        for col in result['columns']
+    }
+    grouped_bar_chart(
+        path,
+        panels, [a.upper() for a in archs],
+        'latency / PConv model\'s (medians)',
+        reference=1)
 
 
 def main():

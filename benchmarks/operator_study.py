@@ -43,7 +43,9 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn as nn
 
-from mmfasternet.benchmarking import cpu_banner, time_interleaved, write_report
+from mmfasternet.benchmarking import (cpu_banner, grouped_bar_chart,
+                                      summarize_ms, time_interleaved,
+                                      write_report)
 from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
                                         gpu_banner)
 from mmfasternet.models.backbones.fasternet import (PartialConv,
@@ -153,13 +155,10 @@ def run_setting(setting: dict, cells: List[dict], args,
     results = {}
     for cell in cells:
         key = f'{cell["operator"]}@{cell["feature_map"]}'
-        values = times[key]
-        median = statistics.median(values)
+        summary = summarize_ms(times[key])
         results[key] = dict(
-            median_ms=1e3 * median,
-            min_ms=1e3 * min(values),
-            max_ms=1e3 * max(values),
-            gflops=batch * cell['macs_analytic'] / median / 1e9)
+            summary,
+            gflops=batch * cell['macs_analytic'] / summary['median_ms'] / 1e6)
     return results
 
 
@@ -240,37 +239,19 @@ def write_markdown(path: str, result: dict) -> None:
 
 
 def write_chart(path: str, result: dict) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    settings = result['settings']
     fmaps = [f'{c}x{h}x{w}' for c, h, w in FEATURE_MAPS]
-    fig, axes = plt.subplots(
-        1, len(settings), figsize=(3.6 * len(settings), 3.3), sharey=True)
-    width = 0.8 / len(OPERATORS)
-    for ax, setting in zip(axes, settings):
+    panels = {}
+    for setting in result['settings']:
         rows = result['measured'][setting['name']]
-        for i, (name, (_, _, label)) in enumerate(OPERATORS.items()):
-            values = [rows[f'{name}@{f}']['gflops'] for f in fmaps]
-            ax.bar([
-                j + (i - len(OPERATORS) / 2 + 0.5) * width
-                for j in range(len(fmaps))
-            ],
-                   values,
-                   width,
-                   label=label)
-        ax.set_yscale('log')
-        ax.set_xticks(range(len(fmaps)))
-        ax.set_xticklabels([f.split('x', 1)[0] + 'ch' for f in fmaps],
-                           fontsize=7)
-        ax.set_title(setting['title'], fontsize=8)
-        ax.tick_params(axis='y', labelsize=7)
-    axes[0].set_ylabel('achieved GFLOPS (multiply-adds/s)', fontsize=7)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='lower center', ncol=4, fontsize=6)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        panels[setting['title']] = {
+            label: [rows[f'{name}@{f}']['gflops'] for f in fmaps]
+            for name, (_, _, label) in OPERATORS.items()
+        }
+    grouped_bar_chart(
+        path,
+        panels, [f.split('x', 1)[0] + 'ch' for f in fmaps],
+        'achieved GFLOPS (multiply-adds/s)',
+        log_scale=True)
 
 
 def main():

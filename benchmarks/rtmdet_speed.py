@@ -49,14 +49,11 @@ import warnings
 from typing import Dict, List
 
 import torch
-from mmengine.config import Config
-from mmengine.hub import get_config
 from mmengine.logging import MMLogger
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
-from mmfasternet.benchmarking import cpu_banner, randomize_bn, time_interleaved
+from mmfasternet.benchmarking import (build_random_model, cpu_banner,
+                                      max_relative_error, time_interleaved)
 from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
                                         gpu_banner)
 from mmfasternet.fast_inference import CUDAGraphRunner
@@ -114,21 +111,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def build(config: str) -> nn.Module:
-    """Random-weight detector in eval mode, SyncBN as BN (CPU)."""
-    cfg = get_config(config) if '::' in config else Config.fromfile(config)
-    init_default_scope('mmdet')
-    if cfg.get('custom_imports'):
-        from mmengine.utils import import_modules_from_strings
-        import_modules_from_strings(**cfg.custom_imports)
-    cfg.model.backbone.pop('init_cfg', None)  # nothing is downloaded
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model = revert_sync_batchnorm(model)
-    randomize_bn(model)
-    return model.eval()
-
-
 def deployed(model: nn.Module) -> nn.Module:
     """Ours: FasterNet deploy mode; stock: CSPNeXt's conv-BN pairs fused."""
     from mmcv.cnn import fuse_conv_bn
@@ -136,13 +118,6 @@ def deployed(model: nn.Module) -> nn.Module:
     if switch_fasternet_to_deploy(model) == 0:
         model.backbone = fuse_conv_bn(model.backbone)
     return model.eval()
-
-
-def max_rel_error(a, b) -> float:
-    """Largest relative (Frobenius) difference over nested head outputs."""
-    if isinstance(a, torch.Tensor):
-        return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
-    return max(max_rel_error(x, y) for x, y in zip(a, b))
 
 
 def profiled_parts(model: nn.Module) -> Dict[str, nn.Module]:
@@ -265,10 +240,10 @@ def main() -> None:
     batch = batch.to(opts.device).contiguous(memory_format=opts.memory_format)
     candidates, errors, eager_models = {}, {}, {}
     for label, config, _ in MODELS_UNDER_TEST:
-        model = opts.prepare(build(config))
+        model = opts.prepare(build_random_model(config, random_bn=True))
         fast = deployed(model)
         with torch.no_grad(), opts.autocast():
-            errors[label] = max_rel_error(
+            errors[label] = max_relative_error(
                 fast(batch, mode='tensor'), model(batch, mode='tensor'))
         eager_models[label] = model
         for mode, net in zip(MODES, (model, fast)):

@@ -1,4 +1,7 @@
-"""Timing utilities shared by ``tools/benchmark.py`` and ``benchmarks/``.
+"""What ``tools/benchmark.py`` and the studies in ``benchmarks/`` share:
+interleaved timing and its summaries, the fp32 peak, random-weight models
+(:func:`build_random_model`), one relative error
+(:func:`max_relative_error`), and the reports they write.
 
 Candidates are timed interleaved (A B C A B C ...) so that machine noise
 hits all of them alike; each keeps its per-round samples, summarized as
@@ -124,6 +127,19 @@ def summarize(samples: List[float]) -> Dict[str, float]:
         spread=(max(samples) - min(samples)) / median)
 
 
+def summarize_ms(samples: List[float]) -> Dict[str, float]:
+    """:func:`summarize` in milliseconds, as the studies report it.
+
+    Returns:
+        Dict[str, float]: ``median_ms``, ``min_ms`` and ``max_ms``.
+    """
+    summary = summarize(samples)
+    return {
+        f'{k}_ms': 1e3 * summary[f'{k}_s']
+        for k in ('median', 'min', 'max')
+    }
+
+
 def ratio_spread(num: List[float], den: List[float]) -> Dict[str, float]:
     """Ratio of two interleaved candidates, round by round.
 
@@ -192,15 +208,19 @@ def peak_candidates(
     }
 
 
-def peak_candidates_gflop(n: int = 2048) -> Dict[str, float]:
+def peak_candidates_gflop(n: Optional[int] = None,
+                          device: Optional[Any] = None) -> Dict[str, float]:
     """GFLOP of one call of each :func:`peak_candidates` kernel.
 
     Args:
-        n (int): The same GEMM size. Default: 2048.
+        n (int, optional): The same GEMM size. Default:
+            :func:`peak_size` of ``device``.
+        device (str | torch.device, optional): Default: None (CPU).
 
     Returns:
         Dict[str, float]: GFLOP by kernel name.
     """
+    n = n or peak_size(device)
     return {'gemm': 2 * n**3 / 1e9, 'conv1x1': 2 * 64 * 64 * (n // 2)**2 / 1e9}
 
 
@@ -230,8 +250,10 @@ def best_gflops(samples: Mapping[str, List[float]],
 
 def gemm_peak_gflops(rounds: int = 5,
                      warmup: int = 1,
-                     n: int = 2048) -> Dict[str, Any]:
-    """Same-run fp32 peak measured in its own interleaved rounds.
+                     n: Optional[int] = None,
+                     device: Optional[Any] = None,
+                     dtype: torch.dtype = torch.float32) -> Dict[str, Any]:
+    """Same-run peak measured in its own interleaved rounds.
 
     Use it when the candidates cannot share rounds with the peak kernels;
     otherwise add :func:`peak_candidates` to the candidates.
@@ -239,12 +261,16 @@ def gemm_peak_gflops(rounds: int = 5,
     Args:
         rounds (int): Timed rounds. Default: 5.
         warmup (int): Untimed rounds first. Default: 1.
-        n (int): GEMM size. Default: 2048.
+        n (int, optional): GEMM size. Default: :func:`peak_size`.
+        device (str | torch.device, optional): Default: None (CPU).
+        dtype (torch.dtype): The kernels' precision. Default: float32.
 
     Returns:
         dict: As :func:`best_gflops`.
     """
-    samples = time_interleaved(peak_candidates(n), rounds, warmup)
+    n = n or peak_size(device)
+    samples = time_interleaved(
+        peak_candidates(n, device, dtype), rounds, warmup, device=device)
     return best_gflops(samples, peak_candidates_gflop(n))
 
 
@@ -397,6 +423,114 @@ def equal_roi_work(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def build_random_model(config: Any,
+                       backbone_only: bool = False,
+                       random_bn: bool = False) -> torch.nn.Module:
+    """The model a config describes, with random weights, in eval mode.
+
+    Nothing is downloaded or read: the ``init_cfg`` that would load
+    pretrained weights (the model's and its backbone's) is dropped, so
+    ``init_weights()`` runs only the initializers. The config's
+    ``default_scope`` becomes the default scope, its ``custom_imports``
+    are imported, and SyncBN becomes BN (one process, CPU).
+
+    Args:
+        config (str | Config): A config file, an ``mmdet::...`` name, or
+            a loaded config (copied, not changed).
+        backbone_only (bool): Build the backbone alone. Default: False.
+        random_bn (bool): Give every BN random statistics and affine
+            terms (:func:`randomize_bn`), so that folding BN into the
+            convs is not a no-op. Default: False.
+
+    Returns:
+        nn.Module: The model (or backbone).
+    """
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+    if not isinstance(config, str):
+        cfg = copy.deepcopy(config)
+    elif '::' in config:
+        from mmengine.hub import get_config
+        cfg = get_config(config)
+    else:
+        cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    model_cfg = cfg.model.backbone if backbone_only else cfg.model
+    for part in (model_cfg, model_cfg.get('backbone', {})):
+        part.pop('pretrained', None)
+        part.pop('init_cfg', None)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    model.init_weights()
+    if random_bn:
+        randomize_bn(model)
+    model.eval()  # some mmdet backbones' train() returns None
+    return model
+
+
+def max_relative_error(output: Any, reference: Any) -> float:
+    """How far ``output`` is from ``reference``, relative to its scale.
+
+    For each tensor (or numpy array) of the outputs, which may be nested
+    in tuples and lists, the largest absolute difference of any element
+    divided by the largest magnitude of the reference tensor; the result
+    is the largest over the tensors. 1e-4 thus means that no element is off
+    by more than 1e-4 of the largest value of its output. Every element
+    counts: a ratio of norms would let a few wrong elements hide among many
+    right ones.
+
+    Integer and bool tensors must be equal (0, else ``inf``); another
+    number of tensors, another shape, or a NaN difference is ``inf``; an
+    empty tensor adds nothing.
+
+    Args:
+        output (Tensor | ndarray | Sequence): What is checked.
+        reference (Tensor | ndarray | Sequence): What it should be.
+
+    Returns:
+        float: The error, 0 for equal outputs.
+    """
+    import numpy as np
+    outs, refs = _leaf_arrays(output), _leaf_arrays(reference)
+    if len(outs) != len(refs):
+        return float('inf')
+    worst = 0.0
+    for out, ref in zip(outs, refs):
+        if out.shape != ref.shape:
+            return float('inf')
+        if ref.size == 0:
+            continue
+        if not np.issubdtype(ref.dtype, np.floating):
+            if not np.array_equal(out, ref):
+                return float('inf')
+            continue
+        ref = ref.astype(np.float64)
+        diff = float(np.abs(out.astype(np.float64) - ref).max())
+        if diff != diff:  # NaN
+            return float('inf')
+        worst = max(worst, diff / max(float(np.abs(ref).max()), 1e-12))
+    return worst
+
+
+def _leaf_arrays(outputs: Any) -> list:
+    """The tensors and arrays of possibly nested outputs, as numpy arrays
+    (floating tensors in float64: bf16 has no numpy type)."""
+    import numpy as np
+    if isinstance(outputs, torch.Tensor):
+        tensor = outputs.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.double()
+        return [tensor.numpy()]
+    if isinstance(outputs, np.ndarray):
+        return [outputs]
+    return [leaf for item in outputs for leaf in _leaf_arrays(item)]
+
+
 def detector_runner(model: torch.nn.Module, batch_size: int,
                     shape: Sequence[int]) -> Callable[[torch.Tensor], Any]:
     """Whole-detector inference on a batch, as ``DetInferencer`` runs it.
@@ -424,6 +558,58 @@ def detector_runner(model: torch.nn.Module, batch_size: int,
                 scale_factor=(1., 1.)))
         samples.append(sample)
     return lambda x: model.predict(x, samples, rescale=True)
+
+
+def grouped_bar_chart(path: str,
+                      panels: Mapping[str, Mapping[str, Sequence[float]]],
+                      groups: Sequence[str],
+                      ylabel: str,
+                      log_scale: bool = False,
+                      reference: Optional[float] = None) -> None:
+    """Draw grouped bars, one panel a setting, and save them as a PNG.
+
+    Args:
+        path (str): The ``.png`` to write.
+        panels (Mapping): Panel title -> series label -> one value per
+            group; every panel has the same series.
+        groups (Sequence[str]): The x-axis labels.
+        ylabel (str): The y-axis label (of the first panel).
+        log_scale (bool): A logarithmic y axis, shared by the panels.
+            Default: False.
+        reference (float, optional): Draw a horizontal line at this value
+            (1 for ratios). Default: None.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(3.6 * len(panels), 3.3),
+        squeeze=False,
+        sharey=log_scale)
+    for ax, (title, series) in zip(axes[0], panels.items()):
+        width = 0.8 / len(series)
+        for i, (label, values) in enumerate(series.items()):
+            offset = (i - len(series) / 2 + 0.5) * width
+            ax.bar([j + offset for j in range(len(groups))],
+                   values,
+                   width,
+                   label=label)
+        if log_scale:
+            ax.set_yscale('log')
+        if reference is not None:
+            ax.axhline(reference, color='black', linewidth=0.5)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(axis='y', labelsize=7)
+    axes[0][0].set_ylabel(ylabel, fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=4, fontsize=6)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def write_report(

@@ -100,11 +100,20 @@ def test_out_indices_forms(out_indices, expected):
     (dict(drop_path_rate=-0.1), 'drop_path_rate'),
     (dict(n_div=64, arch=dict(embed_dims=16, depths=(1, )),
           out_indices=0), 'no channel'),
+    (dict(n_div=0), 'n_div must be a positive integer'),
+    (dict(n_div=-2, spatial_mixer='dwconv'), 'n_div must be a positive'),
+    (dict(n_div=2.5), 'n_div must be a positive integer'),
 ])
 def test_bad_arguments_raise(kwargs, error):
     kwargs.setdefault('arch', 't0')
     with pytest.raises(ValueError, match=error.replace('(', r'\(')):
         FasterNet(**kwargs)
+
+
+@pytest.mark.parametrize('n_div', [0, -1])
+def test_partial_conv_refuses_n_div_below_one(n_div):
+    with pytest.raises(ValueError, match=f'got {n_div}'):
+        PartialConv(16, n_div=n_div)
 
 
 def test_unknown_arch_lists_choices():

@@ -1,6 +1,7 @@
 """The helpers every benchmark shares (mmfasternet.benchmarking)."""
 import json
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -130,3 +131,45 @@ def test_equal_roi_work_gives_every_backbone_the_same_rois():
     assert torch.equal(props_a, props_b)
     assert len(boxes_a) == cfg.model.test_cfg.rcnn.max_per_img
     assert torch.equal(boxes_a, boxes_b)
+
+
+def test_max_relative_error_counts_every_element():
+    """One element off by 1% of the output's largest value is a 1e-2
+    error, however many elements agree (a ratio of norms would hide it)."""
+    from mmfasternet.benchmarking import max_relative_error
+    ref = torch.zeros(1000)
+    ref[0] = 10.
+    out = ref.clone()
+    out[500] = 0.1
+    assert max_relative_error(out, ref) == pytest.approx(1e-2)
+    # Nested outputs, numpy arrays: the worst output counts.
+    assert max_relative_error((ref, [out.numpy()]),
+                              (ref, [ref.numpy()])) == pytest.approx(1e-2)
+    assert max_relative_error(ref, ref) == 0.
+    for other in (torch.zeros(999), (ref, ref), ref * float('nan')):
+        assert max_relative_error(other, ref) == float('inf')
+    labels = torch.tensor([1, 2])
+    assert max_relative_error(labels, labels) == 0.
+    assert max_relative_error(labels + 1, labels) == float('inf')
+
+
+def test_build_random_model_reads_no_weights(tmp_path):
+    """A config whose backbone names a checkpoint that does not exist
+    builds, with random weights, SyncBN as BN, in eval mode."""
+    from mmengine.config import Config
+
+    from mmfasternet.benchmarking import build_random_model
+    from tool_runner import REPO
+    cfg = Config.fromfile(
+        str(REPO / 'configs' / 'mask_rcnn_fasternet_t0_fpn_1x_coco.py'))
+    cfg.model.backbone.norm_cfg = dict(type='SyncBN', requires_grad=True)
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'absent.pth'))
+    model = build_random_model(cfg)
+    assert not model.training
+    assert not any(
+        isinstance(m, nn.SyncBatchNorm) for m in model.backbone.modules())
+    assert cfg.model.backbone.init_cfg is not None  # the config is unchanged
+    backbone = build_random_model(cfg, backbone_only=True, random_bn=True)
+    assert isinstance(backbone, FasterNet) and not backbone.training
+    assert backbone.norm0.running_var.min() >= 0.5

@@ -1,38 +1,36 @@
-"""The demo: ``tools/demo.py --quick`` end to end; ``demo/image_demo.py``."""
+"""The demos: the toy run end to end (``tools/toy_demo.py --quick``, what
+``make demo`` runs in full) and inference on an image
+(``demo/image_demo.py``)."""
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tool_runner import load_script
+from tool_runner import REPO, load_script, run_script
 
-REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = REPO / 'configs' / 'demo' / 'mask_rcnn_fasternet_t0_fpn_toy.py'
 SEG_CONFIG = REPO / 'configs' / 'demo' / 'fpn_fasternet_t0_ade20k_toy.py'
 PICTURES = ('det_predictions.png', 'seg_overlay.png', 'loss_curve.png')
 
 
-def run(*args, timeout=600):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.run([sys.executable, *map(str, args)],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc.stdout
+def run(script: str, *args) -> str:
+    """Run a script of the repository as ``make demo`` runs it (the user's
+    OpenMP threads, Python's warnings off); return its output."""
+    return run_script(
+        script,
+        *args,
+        timeout=600,
+        OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS'),
+        PYTHONWARNINGS='ignore')
 
 
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
-    """``tools/demo.py --quick`` into a temporary folder: (root, stdout)."""
+    """``tools/toy_demo.py --quick`` in a temporary folder: (root, stdout)."""
     root = tmp_path_factory.mktemp('demo')
-    out = run(REPO / 'tools' / 'demo.py', '--quick', '--data-root',
-              root / 'data', '--work-dir', root / 'work')
+    out = run('tools/toy_demo.py', '--quick', '--data-root', root / 'data',
+              '--work-dir', root / 'work')
     return root, out
 
 
@@ -83,7 +81,7 @@ def test_image_demo_detection_cli(quick_demo, tmp_path):
     root, _ = quick_demo
     image = root / 'data' / 'toy_coco' / 'val' / '000000.jpg'
     checkpoint = (root / 'work' / 'det' / 'last_checkpoint').read_text()
-    out = run(REPO / 'demo' / 'image_demo.py', image, DET_CONFIG, '--weights',
+    out = run('demo/image_demo.py', image, DET_CONFIG, '--weights',
               checkpoint.strip(), '--out-dir', tmp_path, '--device', 'cpu')
     picture = tmp_path / 'vis' / '000000.jpg'
     assert f'Saved {picture}' in out
@@ -125,10 +123,10 @@ def test_image_demo_rejects_other_scopes(tmp_path):
 
 
 def test_quick_rtmdet_demo(tmp_path):
-    """``tools/demo.py --rtmdet --quick``: the RTMDet demo trains two
+    """``tools/toy_demo.py --rtmdet --quick``: the RTMDet demo trains two
     epochs (the pipeline switch in the second), evaluates the EMA
     checkpoint and draws its pictures."""
-    out = run(REPO / 'tools' / 'demo.py', '--rtmdet', '--quick', '--data-root',
+    out = run('tools/toy_demo.py', '--rtmdet', '--quick', '--data-root',
               tmp_path / 'data', '--work-dir', tmp_path / 'work')
     assert 'Switch pipeline now!' in out
     assert 'Epoch(test)' in out
@@ -141,16 +139,3 @@ def test_quick_rtmdet_demo(tmp_path):
         with Image.open(work / name) as img:
             img.verify()
         assert str(work / name) in out
-
-
-def test_expected_minutes_follow_the_measured_runs():
-    """The printed expectation goes through both measured demo runs and
-    between them for a CPU in between; it is not the linear-in-peak guess
-    that promised 1 minute where the demo took 2.7."""
-    demo = load_script('tools/demo.py')
-    slow, fast = demo.REFERENCE_RUNS
-    for run in (slow, fast):
-        assert demo.minutes_at_peak(run['peak_gflops']) == pytest.approx(
-            run['minutes'])
-    middle = demo.minutes_at_peak(200.0)
-    assert fast['minutes'] < middle < slow['minutes']

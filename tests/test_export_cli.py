@@ -1,7 +1,8 @@
 """tools/deploy/export_onnx.py as a user runs it: what it refuses, with one
 ``error:`` line naming the module and exit code 1 (no traceback), and the
 second-size check of a dynamic-shape file; the checkpoint loader's
-messages for keys and shapes that do not fit.
+messages for keys and shapes that do not fit; the module an input size
+the model cannot run fails in.
 
 The toy RTMDet-T0 config with random weights, at small input sizes.
 """
@@ -12,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from mmfasternet.deploy import ExportError, load_export_checkpoint
+from mmfasternet.deploy import ExportError, export_onnx, load_export_checkpoint
 from tool_runner import REPO, run_tool
 
 pytest.importorskip('onnxruntime')
@@ -52,12 +53,43 @@ def toy_rtmdet(arch: str = 't0') -> torch.nn.Module:
 def test_input_size_the_neck_cannot_run(tmp_path):
     """120x120: FasterNet's stride-32 map is 3x3, upsampled to 6x6 against
     the 7x7 stride-16 map; the neck's concatenation fails in the PyTorch
-    pre-run, before any tracing."""
-    error = refused(DET_CONFIG, '--out', str(tmp_path / 'x.onnx'), '--shape',
-                    '120', '120')
+    pre-run, before any tracing, and the error names the neck."""
+    with pytest.raises(ExportError) as info:
+        export_onnx(
+            toy_rtmdet().eval(),
+            str(tmp_path / 'x.onnx'),
+            mode='end2end',
+            input_shape=(120, 120))
+    error = str(info.value)
     assert 'forward pass at input 1x3x120x120 failed in module neck ' \
         '(CSPNeXtPAFPN)' in error
     assert 'RuntimeError: Sizes of tensors must match' in error
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_shape_that_32_does_not_divide_is_refused(tmp_path):
+    """The tool refuses such a --shape before building any graph, and says
+    which sizes would do."""
+    error = refused(DET_CONFIG, '--out', str(tmp_path / 'x.onnx'), '--shape',
+                    '120', '128')
+    assert error == ('error: input size 120x128: RTMDet needs a height and '
+                     'width that 32 divides (its backbone\'s last stride or '
+                     'its data preprocessor\'s padding); try --shape 128 '
+                     '128')
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_check_image_with_features_mode_is_refused(tmp_path):
+    """--check-image compares detections: with --mode features it would
+    compare nothing, so the tool refuses instead of ignoring it."""
+    image = tmp_path / 'image.jpg'
+    image.write_bytes(b'')  # only its existence is checked before
+    error = refused(DET_CONFIG, '--out', str(tmp_path / 'x.onnx'), '--mode',
+                    'features', '--shape', '64', '64', '--check-image',
+                    str(image))
+    assert '--check-image compares the detections of an end2end graph' \
+        in error
+    assert not (tmp_path / 'x.onnx').exists()
 
 
 def test_checkpoint_of_another_variant(tmp_path):

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from checkpoint_factory import random_timm_fasternet, randomize_bn
+from mmfasternet.benchmarking import max_relative_error
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
 from mmfasternet.models.backbones import fasternet as fasternet_module
 from mmfasternet.models.backbones.fasternet import (SPATIAL_MIXERS,
@@ -32,11 +33,6 @@ def toy(mixer: str, seed: int = 0, **kwargs) -> FasterNet:
     model.init_weights()
     randomize_bn(model)
     return model
-
-
-def max_relative_error(outs, refs):
-    return max(((a - b).abs().max() / b.abs().max()).item()
-               for a, b in zip(outs, refs))
 
 
 def test_every_mixer_is_tested():

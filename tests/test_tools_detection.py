@@ -10,7 +10,6 @@ the epoch-numbered checkpoints and logs that the resume test reads).
 import pickle
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from checkpoint_factory import (official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet)
 from mmfasternet.benchmarking import has_native_bf16
 from mmfasternet.engine import setup_cpu_distributed
-from tool_runner import free_port, run_tool, tool_command, tool_env
+from tool_runner import free_port, run_tool, start_tool
 from toy_configs import DEMO_DETECTOR, toy_coco_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,12 +152,7 @@ def test_resume_continues_from_checkpoint(toy_config, tmp_path):
         str(tmp_path), '--cfg-options', f'train_cfg.max_epochs={epochs}'
     ]
     start = time.time()
-    proc = subprocess.Popen(
-        tool_command('train.py', *common),
-        cwd=str(REPO),
-        env=tool_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    proc = start_tool('train.py', *common)
     last = tmp_path / 'last_checkpoint'
     try:
         while not last.exists():

@@ -1,8 +1,5 @@
 """Every public FasterNet weight layout loads with exact numerical parity."""
 import logging
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +12,8 @@ from checkpoint_factory import (VARIANTS, official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet,
                                 timm_to_official)
 from mmfasternet.models import FasterNet, convert_to_mmfasternet, detect_layout
+from tool_runner import run_tool
 
-REPO = Path(__file__).resolve().parents[1]
 # Small odd input: every stage sees a non-trivial, non-square map.
 INPUT_SHAPE = (2, 3, 72, 104)
 
@@ -235,15 +232,8 @@ def test_convert_weights_tool(tmp_path):
     torch.save(
         official_detection_checkpoint(timm_model.state_dict(), norms), src)
     dst = tmp_path / 'converted.pth'
-    result = subprocess.run(
-        [sys.executable, 'tools/convert_weights.py',
-         str(src),
-         str(dst)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True)
-    assert 'official_detection' in result.stdout
+    output = run_tool('convert_weights.py', src, dst)
+    assert 'official_detection' in output
     converted = torch.load(dst, weights_only=True)['state_dict']
     assert 'backbone.stages.3.downsample.reduction.weight' in converted
     assert 'backbone.norm3.weight' in converted

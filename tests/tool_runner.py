@@ -46,8 +46,29 @@ def run_script(path: str,
 
     With ``expect_failure`` the script must exit non-zero instead.
     """
-    proc = subprocess.run(
+    return run_command(
         script_command(path, *args),
+        timeout=timeout,
+        expect_failure=expect_failure,
+        **env)
+
+
+def run_module(module: str, *args, **kwargs) -> str:
+    """``python -m <module> ...`` in the repository, as :func:`run_script`
+    runs a script (same keyword arguments)."""
+    return run_command([sys.executable, '-m', module, *map(str, args)],
+                       **kwargs)
+
+
+def run_command(command: list,
+                timeout: int = 240,
+                expect_failure: bool = False,
+                **env) -> str:
+    """Run ``command`` in the repository in :func:`tool_env` with ``env``;
+    return its combined output; fail with it if the exit status is not
+    the one expected (zero, or non-zero with ``expect_failure``)."""
+    proc = subprocess.run(
+        command,
         cwd=str(REPO),
         env=tool_env(**env),
         stdout=subprocess.PIPE,
@@ -56,6 +77,17 @@ def run_script(path: str,
         timeout=timeout)
     assert (proc.returncode != 0) == expect_failure, proc.stdout[-6000:]
     return proc.stdout
+
+
+def start_tool(script: str, *args, **env) -> subprocess.Popen:
+    """Start a tools/ script in the background, its output discarded
+    (for a test that stops it); the caller waits for it."""
+    return subprocess.Popen(
+        tool_command(script, *args),
+        cwd=str(REPO),
+        env=tool_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
 
 
 def load_script(path: str):

@@ -48,12 +48,13 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
+from mmfasternet import benchmarking
 from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
                                       detector_runner, equal_roi_work,
                                       fraction_of_peak, has_native_bf16,
                                       peak_candidates, peak_candidates_gflop,
-                                      peak_size, randomize_bn, ratio_spread,
-                                      summarize, time_interleaved)
+                                      randomize_bn, ratio_spread, summarize,
+                                      time_interleaved)
 from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
                                         gpu_banner)
 from mmfasternet.fast_inference import (CUDAGraphRunner, GraphedDetector,
@@ -124,19 +125,6 @@ def parse_args():
 # candidates
 
 
-def build_model(cfg: Config, mode: str) -> torch.nn.Module:
-    from mmengine.registry import MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    if mode == 'backbone':
-        model_cfg = model_cfg.backbone
-    model_cfg.pop('init_cfg', None)  # random weights: no download needed
-    if mode == 'detector':
-        model_cfg.backbone.pop('init_cfg', None)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model.eval()
-
-
 def timm_reference(backbone, opts: DeviceOptions) -> Callable:
     """timm's FasterNet, loaded with our backbone's weights."""
     import timm
@@ -154,6 +142,7 @@ def timm_reference(backbone, opts: DeviceOptions) -> Callable:
 
 def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     from mmcv.cnn import fuse_conv_bn
+
     cfg = copy.deepcopy(cfg)
     r50 = dict(
         type='mmdet.ResNet',
@@ -169,7 +158,7 @@ def resnet50(cfg: Config, mode: str) -> torch.nn.Module:
     else:
         cfg.model.backbone = r50
         cfg.model.neck.in_channels = [256, 512, 1024, 2048]
-        model = equal_roi_work(build_model(cfg, 'detector'))
+        model = equal_roi_work(benchmarking.build_random_model(cfg))
     randomize_bn(model)
     model.eval()  # mmdet's ResNet.train() does not return the module
     return fuse_conv_bn(model)
@@ -188,7 +177,8 @@ def make_candidates(
     """
     # The options parse_args validated (CPU defaults for a bare namespace).
     opts = getattr(args, 'device_options', None) or DeviceOptions()
-    ours = build_model(cfg, args.mode)
+    ours = benchmarking.build_random_model(
+        cfg, backbone_only=args.mode == 'backbone')
     randomize_bn(ours)
     if args.mode == 'detector':
         # The same RoI-head work for every backbone, whatever the random
@@ -256,7 +246,8 @@ def backbone_gflop(backbone, batch) -> float:
 
 
 def check_agreement(candidates, batch, mode) -> Dict[str, float]:
-    """Relative feature error (Frobenius) of the deploy candidates.
+    """Relative feature error of the deploy candidates
+    (:func:`~mmfasternet.benchmarking.max_relative_error`).
 
     timm's parity (before our output norms) is pinned by the test suite.
     """
@@ -268,9 +259,7 @@ def check_agreement(candidates, batch, mode) -> Dict[str, float]:
         for name in ('ours-deploy', 'ours-bf16', 'ours-graph', 'ours-compile'):
             if name in candidates:
                 got = candidates[name](batch)
-                out[name] = max(
-                    ((a.float() - b.float()).norm() / b.float().norm()).item()
-                    for a, b in zip(got, ref))
+                out[name] = benchmarking.max_relative_error(got, ref)
     return out
 
 
@@ -287,7 +276,7 @@ def tabulate(
     ``gflop`` is the FasterNet backbone's work per call; ``None`` (detector
     mode, where the time is the whole detector's) leaves GFLOP/s out.
     """
-    gflop_per_call = peak_candidates_gflop(peak_size(device))
+    gflop_per_call = peak_candidates_gflop(device=device)
     peak = best_gflops(times, gflop_per_call)
     for name in gflop_per_call:
         times.pop(name)

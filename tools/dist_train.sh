@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun: one process per GPU (or per CPU slot
-# when CUDA is absent; they then talk over gloo).
+# Distributed training with torchrun (tools/dist_launch.sh): one process per
+# GPU, or per CPU slot when CUDA is absent.
 #   bash tools/dist_train.sh CONFIG NUM_PROCS [train.py options...]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
 # PYTHON selects the interpreter (default: python).
@@ -10,18 +10,4 @@ if [[ $# -lt 2 ]]; then
   echo "usage: $0 CONFIG NUM_PROCS [train.py options...]" >&2
   exit 2
 fi
-CONFIG=$1
-NPROCS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-
-exec "$PYTHON" -m torch.distributed.run \
-  --nnodes="$NNODES" \
-  --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER_ADDR" \
-  --master_port="$PORT" \
-  --nproc_per_node="$NPROCS" \
-  "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec bash "$(dirname "$0")/dist_launch.sh" "$2" train.py "$1" "${@:3}"

@@ -143,7 +143,7 @@ step rtmdet "$PY" benchmarks/rtmdet_speed.py --device cuda --cuda-graph \
   --out-dir "$RESULTS"
 step rtmdet_fp16 "$PY" benchmarks/rtmdet_speed.py --device cuda --amp fp16 \
   --cuda-graph --out-dir "$RESULTS"
-step demo "$PY" tools/demo.py --device cuda --amp fp16 \
+step demo "$PY" tools/toy_demo.py --device cuda --amp fp16 \
   --data-root "$RESULTS/data" --work-dir "$RESULTS/demo"
 step compile_b1 "$PY" benchmarks/gpu_throughput.py --device cuda --archs t0 s \
   --precisions fp16 --batch-size 1 --compile --cuda-graph \

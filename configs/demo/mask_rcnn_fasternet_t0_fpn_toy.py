@@ -15,13 +15,10 @@
 #
 #   python -m mmfasternet.datasets.toy_data coco data/toy_coco
 #   python tools/train.py configs/demo/mask_rcnn_fasternet_t0_fpn_toy.py
-_base_ = '../mask_rcnn_fasternet_t0_fpn_1x_coco.py'
+_base_ = ['../mask_rcnn_fasternet_t0_fpn_1x_coco.py', './_base_/toy_coco.py']
 
-data_root = 'data/toy_coco/'
-metainfo = dict(
-    classes=('square', 'circle', 'triangle'),
-    palette=[(220, 60, 60), (60, 180, 75), (65, 95, 220)])
-num_classes = 3
+data_root = _base_.toy_data_root  # the inherited COCO setting's name
+num_classes = _base_.toy_num_classes
 img_scale = (240, 192)
 feat_channels = 128
 max_iters = 200
@@ -70,25 +67,13 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(**_base_.toy_train_set, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=2,
     num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+    dataset=dict(**_base_.toy_val_set, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    ann_file=data_root + 'annotations/instances_val.json',
-    metric=['bbox', 'segm'])
+val_evaluator = dict(ann_file=_base_.toy_val_ann_file, metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
 
 # Iteration-based: warm up, then AdamW at 1e-3 with two steps down.
@@ -116,6 +101,3 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-
-# Reproducible toy runs.
-randomness = dict(seed=0)

@@ -1,30 +1,28 @@
 # RTMDet-Ins with a FasterNet-T0 backbone on the toy shapes set, trained from
 # scratch on a CPU: the instance-segmentation counterpart of
-# rtmdet_fasternet_t0_toy.py, with the same sizes and schedule and
-# RTMDet-Ins-tiny's pipelines (masks loaded as polygons, FilterAnnotations)
-# at 256x256.
+# rtmdet_fasternet_t0_toy.py, with the same data, sizes and schedule
+# (_base_/) and RTMDet-Ins-tiny's pipelines (masks loaded as polygons,
+# FilterAnnotations) at 256x256.
 #
 #   python -m mmfasternet.datasets.toy_data coco data/toy_coco
 #   python tools/train.py configs/demo/rtmdet-ins_fasternet_t0_toy.py
-_base_ = '../rtmdet-ins_fasternet_t0_8xb32-300e_coco.py'
-
-data_root = 'data/toy_coco/'
-metainfo = dict(
-    classes=('square', 'circle', 'triangle'),
-    palette=[(220, 60, 60), (60, 180, 75), (65, 95, 220)])
-num_classes = 3
-img_scale = (256, 256)
-max_epochs = 8
-stage2_num_epochs = 2
-base_lr = 0.004  # RTMDet's (inherited), for the cosine's floor
-warmup_iters = 25
+_base_ = [
+    '../rtmdet-ins_fasternet_t0_8xb32-300e_coco.py', './_base_/toy_coco.py',
+    './_base_/toy_rtmdet.py'
+]
+# The inherited COCO settings' names, for readers of the config.
+data_root = _base_.toy_data_root
+max_epochs = _base_.toy_rtmdet_epochs
+stage2_num_epochs = _base_.toy_rtmdet_stage2_epochs
+img_scale = _base_.toy_rtmdet_img_scale
 
 model = dict(
     # From scratch: no ImageNet weights to download.
     backbone=dict(init_cfg=None),
-    bbox_head=dict(num_classes=num_classes),
+    bbox_head=dict(num_classes=_base_.toy_num_classes),
     test_cfg=dict(nms_pre=1000, max_per_img=50))
 
+# RTMDet-Ins-tiny's pipelines at the toy size.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
@@ -85,71 +83,27 @@ train_pipeline_stage2 = [
     dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
     dict(type='PackDetInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
+test_pipeline = _base_.toy_rtmdet_test_pipeline
 
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(**_base_.toy_train_set, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=5,
     num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+    dataset=dict(**_base_.toy_val_set, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = dict(ann_file=_base_.toy_val_ann_file)
 test_evaluator = val_evaluator
 
-train_cfg = dict(
-    max_epochs=max_epochs, val_interval=max_epochs, dynamic_intervals=None)
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1.0e-5,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=base_lr * 0.05,
-        begin=max_epochs // 2,
-        end=max_epochs,
-        T_max=max_epochs // 2,
-        by_epoch=True,
-        convert_to_iter_based=True),
-]
+train_cfg = _base_.toy_rtmdet_train_cfg
+param_scheduler = _base_.toy_rtmdet_param_scheduler
 custom_hooks = [
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.0002,
-        update_buffers=True,
-        priority=49),
+    _base_.toy_rtmdet_ema_hook,
     dict(
         type='PipelineSwitchHook',
-        switch_epoch=max_epochs - stage2_num_epochs,
+        switch_epoch=_base_.toy_rtmdet_switch_epoch,
         switch_pipeline=train_pipeline_stage2)
 ]
-
-default_hooks = dict(
-    logger=dict(interval=5),
-    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
-
-randomness = dict(seed=0)
+default_hooks = _base_.toy_rtmdet_default_hooks

@@ -45,14 +45,15 @@ from typing import List
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import MODELS, init_default_scope
 
+from mmfasternet.benchmarking import build_random_model
 from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
                                             UnsafeCheckpointError)
 from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
                                 check_sizes, check_with_backend,
                                 compare_on_images, end2end_supported,
-                                export_onnx, load_export_checkpoint)
+                                export_onnx, load_export_checkpoint,
+                                size_divisor)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 
@@ -106,8 +107,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         default=[],
         metavar='IMAGE',
-        help='end2end: also predict these images through the config\'s test '
-        'pipeline with PyTorch and with each --check-backend engine, and '
+        help='end2end only: also predict these images through the config\'s '
+        'test pipeline with PyTorch and with each --check-backend engine, and '
         'require the same detections (the random-input check may see none '
         'from a trained model)')
     parser.add_argument(
@@ -144,18 +145,12 @@ def build_model(cfg: Config, checkpoint=None, trust: bool = False):
     """The config's model in eval mode, with every weight of
     ``checkpoint`` (:func:`~mmfasternet.deploy.load_export_checkpoint`:
     one that does not fit is an :class:`ExportError`)."""
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.pop('pretrained', None)
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
-    model = MODELS.build(cfg.model)
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(model)
+    model = build_random_model(cfg)  # the checkpoint has the weights
     if checkpoint:
         load_export_checkpoint(model, checkpoint, trust)
     else:
         print_log('no checkpoint: exporting random weights', logger='current')
-    return model.eval()
+    return model
 
 
 def fail(message) -> int:
@@ -197,7 +192,7 @@ def check(args, cfg, model, wrapper, mode: str, shape: tuple):
             print(f'{backend} vs PyTorch at {where}: max relative error '
                   f'{err:.2e} ({"within" if ok else "EXCEEDS"} tolerance '
                   f'{args.tolerance:g}){compared}')
-    if args.check_image and mode == END2END_MODE:
+    if args.check_image:  # end2end: main refuses it for features
         failed += check_images(args, cfg, model)
     if failed:
         return (f'{args.out} differs from PyTorch beyond --tolerance '
@@ -256,7 +251,18 @@ def main(argv=None) -> int:
     mode = args.mode
     if mode == 'auto':
         mode = END2END_MODE if end2end_supported(model) else FEATURE_MODE
+    if args.check_image and mode == FEATURE_MODE:
+        return fail('--check-image compares the detections of an end2end '
+                    'graph; a features graph has none (its random-input '
+                    'check compares the features)')
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    divisor = size_divisor(model)
+    if shape[0] % divisor or shape[1] % divisor:
+        fitting = ' '.join(str(-(-d // divisor) * divisor) for d in shape)
+        return fail(f'input size {shape[0]}x{shape[1]}: '
+                    f'{type(model).__name__} needs a height and width that '
+                    f'{divisor} divides (its backbone\'s last stride or its '
+                    f'data preprocessor\'s padding); try --shape {fitting}')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     start = time.time()
     try:

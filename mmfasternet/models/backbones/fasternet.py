@@ -12,7 +12,6 @@ be replaced by another 3x3 spatial mixer (``spatial_mixer``); those store
 their conv as ``spatial_mixing.weight`` (none for ``'identity'``), so the
 mixer a checkpoint was saved with is told by its keys and shapes.
 """
-import logging
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,14 +20,12 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.bf16_support import check_native_bf16
 from ..utils.out_indices import parse_out_indices
 from ..utils.weight_layouts import convert_to_mmfasternet, detect_spatial_mixer
+from .base_backbone import CheckpointMismatchError, DenseBackbone
 from .fused_block import FusedFasterNetBlock, fuse_conv_bn
 
 PCONV_FORWARDS = ('split_cat', 'slicing')
@@ -38,6 +35,13 @@ SPATIAL_MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
 # ~5% of FasterNet-S's CPU time at 800x1344).
 _RELU = dict(type='ReLU', inplace=True)
 _GELU = dict(type='GELU')
+
+
+def check_n_div(n_div: int) -> None:
+    """Raise a ValueError unless ``n_div`` is a positive integer."""
+    if isinstance(n_div, bool) or not isinstance(n_div, int) or n_div < 1:
+        raise ValueError('n_div must be a positive integer (PConv convolves '
+                         f'channels // n_div channels), got {n_div!r}')
 
 
 class PartialConv(nn.Module):
@@ -64,6 +68,7 @@ class PartialConv(nn.Module):
         if pconv_forward not in PCONV_FORWARDS:
             raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
                              f'got {pconv_forward!r}')
+        check_n_div(n_div)
         self.conv_channels = channels // n_div
         if self.conv_channels < 1:
             raise ValueError(f'n_div={n_div} leaves no channel to convolve '
@@ -249,7 +254,7 @@ def _is_channels_last(x: torch.Tensor) -> bool:
 
 
 @MODELS.register_module()
-class FasterNet(BaseModule):
+class FasterNet(DenseBackbone):
     """FasterNet backbone.
 
     A 4x4 stride-4 patch embedding, then four stages of FasterNet blocks;
@@ -355,9 +360,7 @@ class FasterNet(BaseModule):
         self.depths = tuple(arch['depths'])
         self.num_stages = len(self.depths)
         self.out_indices = parse_out_indices(out_indices, self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, '
-                             f'{self.num_stages}], got {frozen_stages}')
+        self._set_freezing(frozen_stages, norm_eval)
         if pconv_forward not in PCONV_FORWARDS:
             raise ValueError(f'pconv_forward must be one of {PCONV_FORWARDS}, '
                              f'got {pconv_forward!r}')
@@ -367,11 +370,10 @@ class FasterNet(BaseModule):
         if drop_path_rate < 0:
             raise ValueError(f'drop_path_rate must be >= 0, got '
                              f'{drop_path_rate}')
+        check_n_div(n_div)
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
         act_cfg = dict(act_cfg or arch.get('act_cfg', _RELU))
         self.spatial_mixer = spatial_mixer
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.deployed = False
         self.deploy_bf16 = False
@@ -478,33 +480,22 @@ class FasterNet(BaseModule):
                 break
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.patch_embed]
-        for i in range(self.frozen_stages):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def stem_modules(self) -> List[nn.Module]:
+        """The patch embedding."""
+        return [self.patch_embed]
+
+    def stage_modules(self, i: int) -> List[nn.Module]:
+        """Stage ``i`` (its patch merging and blocks)."""
+        return [self.stages[i]]
 
     def train(self, mode: bool = True) -> 'FasterNet':
         """Set train mode, keeping frozen stages and (optionally) norms in
-        eval mode."""
+        eval mode; refused after :meth:`switch_to_deploy`."""
         if mode and self.deployed:
             raise RuntimeError('this FasterNet was switched to deploy mode '
                                '(BN folded, inference kernels); build a new '
                                'model to train')
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        return super().train(mode)
 
     def switch_to_deploy(self,
                          bf16: bool = False,
@@ -555,27 +546,23 @@ class FasterNet(BaseModule):
         self.deployed = True
         self.eval()  # the new fused modules too
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys,
-                              error_msgs) -> None:
-        """Accept every public FasterNet layout (see ``weight_layouts``)."""
-        if not self.deployed:
-            own_keys = [k for k in state_dict if k.startswith(prefix)]
-            local = {k[len(prefix):]: state_dict[k] for k in own_keys}
-            converted = convert_to_mmfasternet(local)
-            self._check_spatial_mixer(converted.state_dict)
-            self._check_loadable(converted.state_dict)
-            kept_init = self._fill_absent_out_norms(converted.state_dict)
-            for key in own_keys:
-                del state_dict[key]
-            state_dict.update({
-                prefix + k: v
-                for k, v in converted.state_dict.items()
-            })
-            self._report_expected_gaps(converted, kept_init)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    @property
+    def _maps_checkpoints(self) -> bool:
+        """Deploy mode loads its own (fused) state dicts as they are."""
+        return not self.deployed
+
+    def _checkpoint_weights(
+            self, weights: Dict[str, object]) -> Tuple[dict, List[str]]:
+        """Any public FasterNet layout (see ``weight_layouts``), checked for
+        the spatial mixer and the variant."""
+        converted = convert_to_mmfasternet(weights)
+        self._check_spatial_mixer(converted.state_dict)
+        self._check_loadable(converted.state_dict)
+        notes = [f'loading {converted.layout} weights']
+        if converted.dropped:
+            notes.append(f'ignored {len(converted.dropped)} classification '
+                         'head tensors')
+        return converted.state_dict, notes
 
     def _describe(self) -> str:
         return f'FasterNet-{self.arch_name.upper()}'
@@ -590,7 +577,7 @@ class FasterNet(BaseModule):
             return
         settings = ' '.join(f'model.backbone.{k}={v}'
                             for k, v in found.settings.items())
-        raise RuntimeError(
+        raise CheckpointMismatchError(
             f'{self._describe()}: the checkpoint was saved with '
             f'spatial_mixer={found.name!r} ({found.detail}), but this model '
             f'has spatial_mixer={own.name!r} ({own.detail}); compared at '
@@ -599,55 +586,18 @@ class FasterNet(BaseModule):
 
     def _check_loadable(self, weights: Dict[str, object]) -> None:
         """Raise on another variant's weights or a mostly-absent backbone."""
-        expected = self.state_dict()
-        mismatched = [
-            f'{k} (checkpoint {tuple(v.shape)} vs model '
-            f'{tuple(expected[k].shape)})' for k, v in weights.items()
-            if k in expected and hasattr(v, 'shape')
-            and tuple(v.shape) != tuple(expected[k].shape)
-        ]
+        mismatched = self._mismatch_examples(weights)
         if mismatched:
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint does not fit this '
                 f'variant ({len(mismatched)} shape mismatches, e.g. '
                 f'{"; ".join(mismatched[:3])}). Were the weights saved from '
                 'another FasterNet variant?')
-        body = [
-            k for k in expected
-            if not k.startswith('norm') and 'num_batches_tracked' not in k
-        ]
+        body = self._body_keys()
         absent = [k for k in body if k not in weights]
         if len(absent) > len(body) // 2:
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint leaves {len(absent)} of '
                 f'{len(body)} backbone tensors unloaded (first: '
                 f'{", ".join(absent[:5])}). Is it a FasterNet checkpoint, '
                 'and is the init_cfg prefix right?')
-
-    def _fill_absent_out_norms(self, weights: Dict[str, object]) -> List[str]:
-        """Keep the initialised output norms that the checkpoint lacks.
-
-        ImageNet checkpoints have no output norms; filling them in with the
-        current values keeps them out of the "missing keys" warning.
-        """
-        kept = []
-        for i in self.out_indices:
-            norm_state = getattr(self, f'norm{i}').state_dict()
-            names = [f'norm{i}.{n}' for n in norm_state]
-            if not any(n in weights for n in names):
-                weights.update(zip(names, norm_state.values()))
-                kept.append(f'norm{i}')
-        return kept
-
-    def _report_expected_gaps(self, converted, kept_init: List[str]) -> None:
-        notes = [f'loading {converted.layout} weights']
-        if converted.dropped:
-            notes.append(f'ignored {len(converted.dropped)} classification '
-                         'head tensors')
-        if kept_init:
-            notes.append(f'output norms {", ".join(kept_init)} are not in '
-                         'the checkpoint and keep their initialisation')
-        print_log(
-            f'{self._describe()}: ' + '; '.join(notes),
-            logger='current',
-            level=logging.INFO)

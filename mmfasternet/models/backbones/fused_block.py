@@ -2,18 +2,18 @@
 
 A FasterNet block computes ``x + s * W2(act(BN(W1(mixer(x)))))``, where the
 spatial mixer is PConv or, in ablation models, a depthwise / grouped / dense
-3x3 conv or nothing. For
-inference the BN is folded into ``W1`` (which gains a bias) and the layer
-scale ``s`` into ``W2``, the activation runs in place, and the residual is
-added into the output of ``W2`` in place, so a block allocates one hidden
-and one output buffer and makes no separate normalization or scaling pass.
-The model runs in ``torch.channels_last`` memory format, where oneDNN's
-convolutions are fastest on CPU.
+3x3 conv or nothing. For inference the BN is folded into ``W1`` (which gains
+a bias) and the layer scale ``s`` into ``W2``, the activation runs in place,
+and the residual is added into the output of ``W2`` in place, so a block
+allocates one hidden and one output buffer and makes no separate
+normalization or scaling pass. The model runs in ``torch.channels_last``
+memory format, where oneDNN's convolutions are fastest on CPU.
 
-Measured alternatives that were slower on CPU (see ``tools/benchmark.py``):
-computing the pointwise convs as GEMMs on the channels-last matrix, which
-avoids the PConv concatenation but loses to oneDNN's convolution kernels
-(2x slower at stage 3); chunking those GEMMs for cache locality.
+``tools/benchmark.py`` times this deploy mode against the eager model.
+Computing the pointwise convs as GEMMs on the channels-last matrix instead
+(which avoids the PConv concatenation), whole or in cache-sized chunks, was
+tried during development and was slower than oneDNN's convolutions; that
+experiment is not kept in the repository.
 """
 from typing import Optional
 

@@ -10,21 +10,19 @@ freezing, ``norm_eval``, gradient checkpointing). Module names equal timm's
 (``conv_stem``, ``bn1``, ``blocks.G.B``), so timm's ImageNet weights load
 without renaming; see :mod:`mmfasternet.models.utils.ghostnetv2_weights`.
 """
-import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.ghostnetv2_weights import (find_key_prefix, has_dfc_attention,
                                         split_ghostnetv2_head, stem_channels)
 from ..utils.out_indices import parse_out_indices
+from .base_backbone import CheckpointMismatchError, DenseBackbone
 
 try:
     from timm.layers import make_divisible
@@ -64,7 +62,7 @@ def _scaled(channels: int, width: float) -> int:
 
 
 @MODELS.register_module()
-class GhostNetV2(BaseModule):
+class GhostNetV2(DenseBackbone):
     """GhostNetV2 backbone.
 
     A 3x3 stride-2 conv stem and 16 ghost bottlenecks (timm's), grouped into
@@ -154,17 +152,13 @@ class GhostNetV2(BaseModule):
         self.arch_name, self.width = self._parse_arch(arch)
         self.num_stages = len(_STAGE_GROUPS)
         self.out_indices = parse_out_indices(out_indices, self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, '
-                             f'{self.num_stages}], got {frozen_stages}')
+        self._set_freezing(frozen_stages, norm_eval)
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
         if norm_cfg['type'] not in _BLOCK_NORMS:
             raise ValueError(
                 f'norm_cfg type must be one of {sorted(_BLOCK_NORMS)} '
                 '(timm\'s bottlenecks use BatchNorm2d), got '
                 f'{norm_cfg["type"]!r}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
         self.with_cp = with_cp
 
         stem = _scaled(16, self.width)
@@ -259,65 +253,24 @@ class GhostNetV2(BaseModule):
                 break
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        frozen = self.stem_modules()
-        for i in range(self.frozen_stages):
-            frozen.extend(self.stage_modules(i))
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'GhostNetV2':
-        """Set train mode, keeping frozen stages and (optionally) norms in
-        eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
     # ------------------------------------------------------------------
     # loading
 
     def _describe(self) -> str:
         return f'GhostNetV2-{self.arch_name}'
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys,
-                              error_msgs) -> None:
-        """Accept timm's GhostNetV2 layout: drop the classification head,
-        refuse another width or a checkpoint that does not match."""
-        own_keys = [k for k in state_dict if k.startswith(prefix)]
-        local = {k[len(prefix):]: state_dict[k] for k in own_keys}
-        split = split_ghostnetv2_head(local, len(_GROUPS))
+    def _checkpoint_weights(
+            self, weights: Dict[str, object]) -> Tuple[dict, List[str]]:
+        """timm's GhostNetV2 layout, the classification head dropped;
+        another width or a checkpoint that does not match is refused."""
+        split = split_ghostnetv2_head(weights, len(_GROUPS))
         self._check_loadable(split.body)
-        kept_init = self._fill_absent_out_norms(split.body)
-        for key in own_keys:
-            del state_dict[key]
-        state_dict.update({prefix + k: v for k, v in split.body.items()})
         notes = []
         if split.dropped:
             notes.append(f'ignored {len(split.dropped)} tensors of the '
                          'classification head (final conv blocks.'
                          f'{len(_GROUPS)}, conv_head, classifier)')
-        if kept_init:
-            notes.append(f'output norms {", ".join(kept_init)} are not in '
-                         'the checkpoint and keep their initialisation')
-        if notes:
-            print_log(
-                f'{self._describe()}: ' + '; '.join(notes),
-                logger='current',
-                level=logging.INFO)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        return split.body, notes
 
     def _width_of(self, channels: Optional[int]) -> str:
         """Name the released width whose stem has ``channels`` outputs."""
@@ -329,30 +282,21 @@ class GhostNetV2(BaseModule):
     def _check_loadable(self, weights: Dict[str, object]) -> None:
         """Raise on another width's weights, a wrong prefix, or weights that
         are not GhostNetV2's."""
-        expected = self.state_dict()
-        body = [
-            k for k in expected
-            if not k.startswith('norm') and 'num_batches_tracked' not in k
-        ]
+        body = self._body_keys()
         if not any(k in weights for k in body):
             found = find_key_prefix(weights)
             hint = (f'its stem conv is under the prefix {found!r}: set '
                     f"init_cfg prefix='{found}'" if found else
                     'it has no GhostNet stem conv (conv_stem.weight)')
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: no backbone tensor of the checkpoint '
                 f'matches this model ({len(weights)} keys, e.g. '
                 f'{", ".join(list(weights)[:3]) or "none"}); {hint}. Is '
                 'the init_cfg prefix right?')
-        mismatched = [
-            f'{k} (checkpoint {tuple(v.shape)} vs model '
-            f'{tuple(expected[k].shape)})' for k, v in weights.items()
-            if k in expected and hasattr(v, 'shape')
-            and tuple(v.shape) != tuple(expected[k].shape)
-        ]
+        mismatched = self._mismatch_examples(weights)
         if mismatched:
             found = stem_channels(weights)
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint is '
                 f'{self._width_of(found)} weights (stem conv with {found} '
                 f'channels; this model has {self.conv_stem.out_channels}): '
@@ -364,19 +308,7 @@ class GhostNetV2(BaseModule):
             kind = ('a GhostNet (v1) checkpoint: it has no DFC attention '
                     '(ghost1.short_conv)' if not has_dfc_attention(weights)
                     else 'not a complete GhostNetV2 checkpoint')
-            raise RuntimeError(
+            raise CheckpointMismatchError(
                 f'{self._describe()}: the checkpoint leaves {len(absent)} of '
                 f'{len(body)} backbone tensors unloaded (first: '
                 f'{", ".join(absent[:3])}); it looks like {kind}.')
-
-    def _fill_absent_out_norms(self, weights: Dict[str, object]) -> List[str]:
-        """Keep the initialised output norms that the checkpoint lacks
-        (ImageNet weights have none)."""
-        kept = []
-        for i in self.out_indices:
-            norm_state = getattr(self, f'norm{i}').state_dict()
-            names = [f'norm{i}.{n}' for n in norm_state]
-            if not any(n in weights for n in names):
-                weights.update(zip(names, norm_state.values()))
-                kept.append(f'norm{i}')
-        return kept

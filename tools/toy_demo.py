@@ -1,4 +1,6 @@
-"""The `make demo` driver: FasterNet end to end on a CPU, no downloads.
+"""The `make demo` driver: FasterNet trained and evaluated end to end on toy
+data, on a CPU, with no downloads (for inference on your own image with a
+trained model, see ``demo/image_demo.py``).
 
 1. generates the toy shapes datasets under ``--data-root`` (COCO format and
    ADE20K layout, see :mod:`mmfasternet.datasets.toy_data`);
@@ -10,21 +12,20 @@
 
 Examples::
 
-    python tools/demo.py                # the full demo, a few minutes on a CPU
-    python tools/demo.py --quick        # a few iterations, to check it works
-    python tools/demo.py --rtmdet       # instead: FasterNet-T0 RTMDet
+    python tools/toy_demo.py            # the full run, minutes on a CPU
+    python tools/toy_demo.py --quick    # a few iterations, to check it works
+    python tools/toy_demo.py --rtmdet   # instead: FasterNet-T0 RTMDet
 """
 import argparse
 import glob
 import json
-import math
 import os
 import os.path as osp
 import subprocess
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -48,16 +49,6 @@ SETTINGS = dict(
     full=dict(coco=(200, 50), ade=(200, 50), det_iters=None, seg_iters=None),
     quick=dict(coco=(8, 4), ade=(8, 4), det_iters=2, seg_iters=2))
 NUM_PICTURES = 4
-# The full demo as measured on two 2-core AMD EPYC machines, with the fp32
-# GEMM peak that :func:`expected_minutes` measured at the start of the same
-# run. The time does not scale with the peak (a 5.8x peak gave a 2.7x
-# faster demo: RoIAlign, NMS, data loading and small convolutions do not
-# run at GEMM speed), so elsewhere the expectation follows the power law
-# through the two runs, log-log interpolation between them.
-REFERENCE_RUNS = (
-    dict(cpu='AVX2 only', minutes=7.5, peak_gflops=88.0),
-    dict(cpu='AVX-512 with AVX512-BF16', minutes=2.7, peak_gflops=507.0),
-)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -128,27 +119,6 @@ def device_train_args(device: Optional[str], amp: Optional[str]) -> List[str]:
     return ['--amp', amp] if amp else []
 
 
-def minutes_at_peak(peak: float) -> float:
-    """The full demo's expected minutes on a CPU with this fp32 GEMM peak
-    (GFLOP/s): the power law through :data:`REFERENCE_RUNS`."""
-    slow, fast = REFERENCE_RUNS
-    exponent = math.log(slow['minutes'] / fast['minutes']) / math.log(
-        fast['peak_gflops'] / slow['peak_gflops'])
-    return slow['minutes'] * (slow['peak_gflops'] / peak)**exponent
-
-
-def expected_minutes() -> Tuple[float, float]:
-    """The full demo's expected duration here, from a 1-second GEMM test.
-
-    Returns:
-        tuple[float, float]: Expected minutes after set-up, and this
-        machine's fp32 GEMM peak in GFLOP/s.
-    """
-    from mmfasternet.benchmarking import gemm_peak_gflops
-    peak = gemm_peak_gflops(rounds=3, n=1024)['peak_gflops']
-    return minutes_at_peak(peak), peak
-
-
 def banner(text: str) -> None:
     print(f'\n===== {text} =====', flush=True)
 
@@ -193,6 +163,21 @@ def read_train_log(work_dir: str) -> List[Dict]:
         if records:
             return records
     return []
+
+
+def data_options(root: str, ann_file: Optional[str] = None) -> List[str]:
+    """``--cfg-options`` that point a toy config's dataloaders at the toy
+    set in ``root`` (and its evaluators at ``ann_file`` inside it)."""
+    options = [
+        f'{loader}.dataset.data_root={root}/'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    if ann_file is not None:
+        options += [
+            f'{evaluator}.ann_file={root}/{ann_file}'
+            for evaluator in ('val_evaluator', 'test_evaluator')
+        ]
+    return options
 
 
 def train_and_test(config: str,
@@ -333,13 +318,7 @@ def rtmdet_demo(args: argparse.Namespace) -> None:
     coco = make_toy_coco(coco_root, num_train=num_train, num_val=num_val)
     print(f"instances: {shown(coco['root'])} ({num_train} train / "
           f'{num_val} val)')
-    options = [
-        f'{loader}.dataset.data_root={coco_root}/'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + [
-        f'{evaluator}.ann_file={coco_root}/{coco["val"]["ann_file"]}'
-        for evaluator in ('val_evaluator', 'test_evaluator')
-    ]
+    options = data_options(coco_root, coco['val']['ann_file'])
     if args.quick:
         epochs = RTMDET_QUICK_EPOCHS
         options += [
@@ -398,15 +377,6 @@ def main(argv=None) -> None:
     timings = {}
     from mmfasternet.benchmarking import cpu_banner
     print(cpu_banner(), flush=True)
-    if not args.quick:
-        minutes, peak = expected_minutes()
-        measured = '; '.join(f"{r['minutes']:.1f} min on 2 cores, {r['cpu']}, "
-                             f"{r['peak_gflops']:.0f} GFLOP/s"
-                             for r in REFERENCE_RUNS)
-        print(
-            f'Expected duration: about {minutes:.1f} minutes (fp32 GEMM '
-            f'peak here {peak:.0f} GFLOP/s; measured: {measured})',
-            flush=True)
 
     banner('1/4 toy datasets')
     coco_root = osp.join(data_root, 'toy_coco')
@@ -427,15 +397,9 @@ def main(argv=None) -> None:
            'then test')
     tic = time.time()
     det_dir = osp.join(work_dir, 'det')
-    det_data = [
-        f'{loader}.dataset.data_root={coco_root}/'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + [
-        f'{evaluator}.ann_file={coco_root}/{coco["val"]["ann_file"]}'
-        for evaluator in ('val_evaluator', 'test_evaluator')
-    ]
-    det = train_and_test(DET_CONFIG, det_dir, det_data, settings['det_iters'],
-                         args.train_args)
+    det = train_and_test(DET_CONFIG, det_dir,
+                         data_options(coco_root, coco['val']['ann_file']),
+                         settings['det_iters'], args.train_args)
     timings['detection'] = time.time() - tic
 
     banner(f'3/4 Semantic FPN FasterNet-T0: train '
@@ -443,12 +407,8 @@ def main(argv=None) -> None:
            'then test')
     tic = time.time()
     seg_dir = osp.join(work_dir, 'seg')
-    seg_data = [
-        f'{loader}.dataset.data_root={ade_root}/'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ]
-    seg = train_and_test(SEG_CONFIG, seg_dir, seg_data, settings['seg_iters'],
-                         args.train_args)
+    seg = train_and_test(SEG_CONFIG, seg_dir, data_options(ade_root),
+                         settings['seg_iters'], args.train_args)
     timings['segmentation'] = time.time() - tic
 
     banner('4/4 pictures')
