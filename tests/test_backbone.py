@@ -3,6 +3,7 @@ from unittest import mock
 
 import pytest
 import torch
+from backbone_checks import assert_frozen
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -224,32 +225,9 @@ def test_frozen_stages(frozen_stages):
     model.train()
     frozen = ['patch_embed'] + [f'stages.{i}' for i in range(frozen_stages)
                                 ] + [f'norm{i}' for i in range(frozen_stages)]
-    for name, param in model.named_parameters():
-        is_frozen = any(name.startswith(p + '.') for p in frozen)
-        assert param.requires_grad is not is_frozen, name
-    for name, module in model.named_modules():
-        if isinstance(module, _BatchNorm):
-            is_frozen = any(
-                name.startswith(p + '.') or name == p for p in frozen)
-            assert module.training is not is_frozen, name
+    assert_frozen(model, frozen, input_size=64)
     if frozen_stages == model.num_stages:
         assert not any(p.requires_grad for p in model.parameters())
-        return
-    # Frozen parameters get no gradient and their BN statistics stay.
-    stats = {
-        n: b.clone()
-        for n, b in model.named_buffers() if 'running_mean' in n
-    }
-    sum(o.sum() for o in model(torch.rand(2, 3, 64, 64))).backward()
-    for name, param in model.named_parameters():
-        if any(name.startswith(p + '.') for p in frozen):
-            assert param.grad is None, name
-        else:
-            assert param.grad is not None, name
-    for name, value in model.named_buffers():
-        if 'running_mean' in name:
-            frozen_buffer = any(name.startswith(p + '.') for p in frozen)
-            assert torch.equal(value, stats[name]) is frozen_buffer, name
 
 
 def test_norm_eval_holds_across_train_calls():

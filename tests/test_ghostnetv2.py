@@ -8,8 +8,8 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+from backbone_checks import assert_frozen, logged_during
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from safetensors.torch import save_file
@@ -173,25 +173,6 @@ def init_with(arch, checkpoint, **init):
     return model
 
 
-def logged_during(fn):
-    """Records the current MMLogger receives while ``fn`` runs."""
-    logger = MMLogger.get_current_instance()
-    records = []
-
-    class Catch(logging.Handler):
-
-        def emit(self, record):
-            records.append(record)
-
-    handler = Catch()
-    logger.addHandler(handler)
-    try:
-        fn()
-    finally:
-        logger.removeHandler(handler)
-    return records
-
-
 @pytest.mark.parametrize('fmt', ['safetensors', 'bin'])
 def test_timm_hub_files_load_through_init_cfg(timm_files, fmt):
     timm_model, files = timm_files
@@ -271,32 +252,12 @@ def frozen_prefixes(frozen_stages):
 def test_frozen_stages(frozen_stages):
     model = GhostNetV2('1.0', frozen_stages=frozen_stages)
     model.train()
-    frozen = frozen_prefixes(frozen_stages)
-
-    def is_frozen(name):
-        return any(name == p or name.startswith(p + '.') for p in frozen)
-
-    for name, param in model.named_parameters():
-        assert param.requires_grad is not is_frozen(name), name
-    for name, module in model.named_modules():
-        if isinstance(module, _BatchNorm):
-            assert module.training is not is_frozen(name), name
-    if frozen_stages == model.num_stages:
-        assert not any(p.requires_grad for p in model.parameters())
-        return
-    stats = {
-        n: b.clone()
-        for n, b in model.named_buffers() if 'running_mean' in n
-    }
     # 128x128: the DFC branch of the last stage pools its 4x4 map to 2x2;
     # at 1x1, batch-normed values have a mean of exactly 0 and the running
     # mean after it could not move.
-    sum(o.sum() for o in model(torch.rand(2, 3, 128, 128))).backward()
-    for name, param in model.named_parameters():
-        assert (param.grad is None) is is_frozen(name), name
-    for name, value in model.named_buffers():
-        if 'running_mean' in name:
-            assert torch.equal(value, stats[name]) is is_frozen(name), name
+    assert_frozen(model, frozen_prefixes(frozen_stages), input_size=128)
+    if frozen_stages == model.num_stages:
+        assert not any(p.requires_grad for p in model.parameters())
 
 
 def test_norm_eval_holds_across_train_calls():

@@ -22,7 +22,7 @@ from checkpoint_factory import (official_detection_checkpoint,
                                 random_out_norms, random_timm_fasternet)
 from mmfasternet.benchmarking import has_native_bf16
 from mmfasternet.engine import setup_cpu_distributed
-from tool_runner import free_port, run_tool, start_tool
+from tool_runner import dist_train_on_cpu, run_tool, start_tool
 from toy_configs import DEMO_DETECTOR, toy_coco_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,17 +183,8 @@ def test_resume_continues_from_checkpoint(toy_config, tmp_path):
 
 def test_dist_train_two_cpu_processes(toy_config, tmp_path):
     """torchrun with 2 processes on CPU (gloo) trains one epoch."""
-    start = time.time()
-    output = run_tool(
-        'dist_train.sh',
-        toy_config,
-        '2',
-        '--work-dir',
-        str(tmp_path),
-        PORT=str(free_port()),
-        CUDA_VISIBLE_DEVICES='')
-    print(f'toy dist_train (2 CPU procs): {time.time() - start:.1f} s')
-    assert 'Distributed training: True' in output
+    output = dist_train_on_cpu('toy dist_train (2 CPU procs)', toy_config,
+                               tmp_path)
     assert "type='CPUDistributedDataParallel'" in output  # config dump
     # 8 images / (2 processes x 2 per batch) = 2 iterations per process.
     assert re.search(r'Epoch\(train\)\s*\[1\]\[2/2\]', output)

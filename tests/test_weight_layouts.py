@@ -4,7 +4,7 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
+from backbone_checks import logged_during
 from mmengine.runner import load_checkpoint
 from safetensors.torch import save_file
 
@@ -172,20 +172,7 @@ def test_expected_gaps_reported_once_at_info(tmp_path):
     torch.save(timm_to_official(timm_model.state_dict()), path)
     model = FasterNet(
         't0', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    logger = MMLogger.get_current_instance()
-    records = []
-
-    class Catch(logging.Handler):
-
-        def emit(self, record):
-            records.append(record)
-
-    handler = Catch()
-    logger.addHandler(handler)
-    try:
-        model.init_weights()
-    finally:
-        logger.removeHandler(handler)
+    records = logged_during(model.init_weights)
     mentions = [r for r in records if 'FasterNet-T0:' in r.getMessage()]
     assert len(mentions) == 1
     assert mentions[0].levelno == logging.INFO

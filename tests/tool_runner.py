@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,6 +89,22 @@ def start_tool(script: str, *args, **env) -> subprocess.Popen:
         env=tool_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
+
+
+def dist_train_on_cpu(label: str, config, work_dir, *options) -> str:
+    """``tools/dist_train.sh`` with 2 processes on CPU (gloo, a free port):
+    ``config`` trained into ``work_dir`` with ``--cfg-options options``.
+    Prints how long it took after ``label``; returns the output, which must
+    say that the training was distributed."""
+    start = time.time()
+    args = [config, '2', '--work-dir', work_dir]
+    if options:
+        args += ['--cfg-options', *options]
+    output = run_tool(
+        'dist_train.sh', *args, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
+    print(f'{label}: {time.time() - start:.1f} s')
+    assert 'Distributed training: True' in output
+    return output
 
 
 def load_script(path: str):

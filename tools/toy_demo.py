@@ -221,6 +221,16 @@ def max_iters(config: str, override: Optional[int]) -> int:
     return Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
 
 
+def first_val_images(root: str, info: Dict) -> List[str]:
+    """The first :data:`NUM_PICTURES` val images of a toy set (``info`` as
+    its ``make_toy_*`` returned it)."""
+    count = min(NUM_PICTURES, info['val']['num_images'])
+    return [
+        osp.join(root, info['val']['img_dir'], f'{i:06d}.jpg')
+        for i in range(count)
+    ]
+
+
 def grid(images: List[np.ndarray], cols: int = 2) -> np.ndarray:
     """Tile same-sized RGB images into rows of ``cols``, with white gaps."""
     h = max(img.shape[0] for img in images)
@@ -339,10 +349,7 @@ def rtmdet_demo(args: argparse.Namespace) -> None:
     pictures = dict(
         det=osp.join(work_dir, 'rtmdet_predictions.png'),
         loss=osp.join(work_dir, 'rtmdet_loss_curve.png'))
-    images = [
-        osp.join(coco_root, coco['val']['img_dir'], f'{i:06d}.jpg')
-        for i in range(min(NUM_PICTURES, num_val))
-    ]
+    images = first_val_images(coco_root, coco)
     # RTMDet's scores are IoU-aware (quality focal loss), lower than a
     # two-stage detector's for the same boxes.
     draw_predictions(
@@ -417,25 +424,17 @@ def main(argv=None) -> None:
         det=osp.join(work_dir, 'det_predictions.png'),
         seg=osp.join(work_dir, 'seg_overlay.png'),
         loss=osp.join(work_dir, 'loss_curve.png'))
-    det_images = [
-        osp.join(coco_root, coco['val']['img_dir'], f'{i:06d}.jpg')
-        for i in range(min(NUM_PICTURES, coco['val']['num_images']))
-    ]
     draw_predictions(
         DET_CONFIG,
         det['checkpoint'],
-        det_images,
+        first_val_images(coco_root, coco),
         pictures['det'],
         args.device,
         pred_score_thr=0.5)
-    seg_images = [
-        osp.join(ade_root, ade['val']['img_dir'], f'{i:06d}.jpg')
-        for i in range(min(NUM_PICTURES, ade['val']['num_images']))
-    ]
     draw_predictions(
         SEG_CONFIG,
         seg['checkpoint'],
-        seg_images,
+        first_val_images(ade_root, ade),
         pictures['seg'],
         args.device,
         with_inputs=True,
