@@ -324,11 +324,13 @@ def test_export_tool_checks_detections_then_reports(exported_rtmdet):
     lines = exported_rtmdet[3].splitlines()
     checks = check_lines(
         lines, r'\w+ vs PyTorch at 1x3x128x128: max relative error '
-        r'\S+ \(within tolerance 0.0001\), \d+ detections compared$')
+        r'\S+ \(within tolerance 0.0001\), (\d+) detections compared as '
+        r'sets: \1/\1 matched \(\1 from the engine\), max box error \S+ px, '
+        r'max score error \S+$')
     on_images = check_lines(
         lines, r'\w+ vs PyTorch on 2 image\(s\) through the test pipeline: '
-        r'\d+ detections, 0 image\(s\) with another count, 0 other '
-        r'labels, .* \(OK\)$')
+        r'(\d+) detections, as sets \1/\1 matched \(\1 from the engine\), '
+        r'.* \(OK\)$')
     exported = [
         i for i, line in enumerate(lines) if line.startswith('exported ')
     ]
@@ -350,8 +352,7 @@ def test_image_check_fails_on_other_weights(exported_rtmdet, toy_coco_root):
                               toy_val_images(toy_coco_root),
                               ['onnxruntime'])['onnxruntime']
     assert found.detections > 0
-    assert (found.count_mismatches + found.label_mismatches > 0
-            or found.box_error > 0.01)
+    assert found.match.unmatched > 0 and not found.match.ok
 
 
 @pytest.fixture(scope='module')

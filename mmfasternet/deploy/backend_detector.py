@@ -19,6 +19,8 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from .backends import build_backend
+from .detection_matching import (DetectionMatch, Detections, match_detections,
+                                 merge_matches)
 from .mask_rcnn import MASKS_PROP, ROI_MASKS
 
 END2END_OUTPUTS = ['batch_index', 'boxes', 'scores', 'labels']
@@ -158,6 +160,13 @@ class BackendDetector(BaseModel):
         return masks
 
 
+def final_test_cfg(cfg) -> dict:
+    """The ``test_cfg`` of a detector's last stage (Mask R-CNN's ``rcnn``),
+    which sets ``score_thr``, ``max_per_img`` and ``mask_thr_binary``."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    return test_cfg.get('rcnn') or test_cfg  # two-stage detectors
+
+
 def backend_model_config(cfg, model_file: str, backend: str) -> None:
     """Make a test config evaluate ``model_file`` through ``backend``.
 
@@ -170,8 +179,7 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
         model_file (str): The end-to-end ``.onnx`` file.
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
     """
-    test_cfg = cfg.model.get('test_cfg') or {}
-    test_cfg = test_cfg.get('rcnn') or test_cfg  # two-stage detectors
+    test_cfg = final_test_cfg(cfg)
     cfg.model = dict(
         type='BackendDetector',
         model_file=model_file,
@@ -185,21 +193,28 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
 class ImageCheck(NamedTuple):
     """What :func:`compare_on_images` found, over all images."""
     images: int
-    detections: int  # compared, PyTorch's count
-    count_mismatches: int  # images whose number of detections differ
-    label_mismatches: int
-    box_error: float  # largest, in pixels of the original image
-    score_error: float
+    #: The detections paired as sets (:mod:`.detection_matching`).
+    match: DetectionMatch
     mask_disagreement: float  # largest fraction of differing pixels
 
+    @property
+    def detections(self) -> int:
+        """PyTorch's detections."""
+        return self.match.expected
 
-def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
+
+def compare_on_images(model: torch.nn.Module,
+                      cfg,
+                      model_file: str,
                       images: Sequence[str],
-                      backends: Sequence[str]) -> Dict[str, ImageCheck]:
+                      backends: Sequence[str],
+                      box_tol: float = 0.01,
+                      score_tol: float = 1e-4) -> Dict[str, ImageCheck]:
     """Predict real images with the PyTorch detector and with the exported
     file on each engine, all through the config's test pipeline and data
     preprocessor (mmdet's ``inference_detector``), and compare the
-    detections.
+    detections as sets (:func:`~.detection_matching.match_detections`,
+    with the config's ``score_thr`` and ``max_per_img``).
 
     The random-input check of ``export_onnx.py`` may see no detection from
     a trained model; on real images it compares what the model finds.
@@ -210,9 +225,14 @@ def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
         model_file (str): The end-to-end ``.onnx`` file.
         images (Sequence[str]): Image files.
         backends (Sequence[str]): ``'onnxruntime'`` and/or ``'openvino'``.
+        box_tol (float): Largest accepted box coordinate difference, in
+            pixels of the original image. Default: 0.01.
+        score_tol (float): Largest accepted score difference.
+            Default: 1e-4.
 
     Returns:
-        dict[str, ImageCheck]: By engine, counts and the largest errors.
+        dict[str, ImageCheck]: By engine, the match and the largest mask
+        difference of the paired detections.
     """
     import copy
 
@@ -222,6 +242,12 @@ def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
     model.cfg = cfg
     with torch.no_grad():
         expected = [inference_detector(model, image) for image in images]
+    test_cfg = final_test_cfg(cfg)
+    limits = dict(
+        box_tol=box_tol,
+        score_tol=score_tol,
+        score_thr=test_cfg.get('score_thr'),
+        max_per_img=test_cfg.get('max_per_img'))
     checks = {}
     for backend in backends:
         engine_cfg = copy.deepcopy(cfg)
@@ -233,29 +259,20 @@ def compare_on_images(model: torch.nn.Module, cfg, model_file: str,
                 [pred.pred_instances for pred in expected], [
                     inference_detector(engine, image).pred_instances
                     for image in images
-                ])
+                ], **limits)
     return checks
 
 
-def _compare_predictions(expected: list, actual: list) -> ImageCheck:
-    """Counts and largest errors of ``actual`` against ``expected``, the
-    images' ``pred_instances``."""
-    found = dict(detections=0, counts=0, labels=0, box=0., score=0., mask=0.)
+def _compare_predictions(expected: list, actual: list, **limits) -> ImageCheck:
+    """``actual`` against ``expected``, the images' ``pred_instances``,
+    paired as sets with ``limits`` (``match_detections``' arguments)."""
+    matches, mask = [], 0.
     for ref, got in zip(expected, actual):
-        found['detections'] += len(ref)
-        if len(ref) != len(got):
-            found['counts'] += 1
-            continue
-        if len(ref) == 0:
-            continue
-        found['labels'] += int((ref.labels != got.labels).sum())
-        found['box'] = max(found['box'],
-                           float((ref.bboxes - got.bboxes).abs().max()))
-        found['score'] = max(found['score'],
-                             float((ref.scores - got.scores).abs().max()))
-        if 'masks' in ref:
-            differ = (ref.masks.bool() != got.masks.bool()).float()
-            found['mask'] = max(found['mask'], float(differ.mean()))
-    return ImageCheck(
-        len(expected), found['detections'], found['counts'], found['labels'],
-        found['box'], found['score'], found['mask'])
+        found = match_detections(
+            Detections.of(ref), Detections.of(got), **limits)
+        matches.append(found)
+        if 'masks' in ref and found.matched:
+            rows, cols = (torch.from_numpy(p) for p in found.pairs.T)
+            differ = ref.masks[rows].bool() != got.masks[cols].bool()
+            mask = max(mask, float(differ.float().mean()))
+    return ImageCheck(len(expected), merge_matches(matches), mask)

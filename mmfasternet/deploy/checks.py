@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..benchmarking import max_relative_error
+from .detection_matching import DetectionMatch, compare_end2end_outputs
 from .export_modes import END2END_MODE, example_inputs
 
 
@@ -26,6 +27,8 @@ class BackendCheck(NamedTuple):
     #: Detections compared (end2end; None for features). With 0 the check
     #: compared nothing but the graph's running.
     detections: Optional[int]
+    #: End to end: how the detections paired up (None for features).
+    match: Optional[DetectionMatch] = None
 
 
 def check_with_backend(wrapper: nn.Module,
@@ -34,7 +37,8 @@ def check_with_backend(wrapper: nn.Module,
                        input_shape: Sequence[int],
                        batch: int = 1,
                        backend: str = 'onnxruntime',
-                       seed: int = 1) -> BackendCheck:
+                       seed: int = 1,
+                       tolerance: float = 1e-4) -> BackendCheck:
     """Run the file and the PyTorch wrapper on the same random input.
 
     Args:
@@ -47,10 +51,13 @@ def check_with_backend(wrapper: nn.Module,
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
             Default: 'onnxruntime'.
         seed (int): Seed of the random input. Default: 1.
+        tolerance (float): End to end, the relative tolerance within which
+            detections pair up (:func:`compare_end2end_outputs`: as sets,
+            in any order). Default: 1e-4.
 
     Returns:
         BackendCheck: The largest relative error and, end to end, the
-        number of detections compared.
+        number of detections compared and how they paired up.
     """
     from .backends import build_backend
     inputs = example_inputs(mode, batch, input_shape, seed=seed)
@@ -58,8 +65,13 @@ def check_with_backend(wrapper: nn.Module,
         expected = [t.numpy() for t in wrapper(*inputs)]
     runner = build_backend(backend, onnx_file)
     actual = runner([t.numpy() for t in inputs])
-    detections = len(expected[0]) if mode == END2END_MODE else None
-    return BackendCheck(compare_outputs(expected, actual), detections)
+    if mode != END2END_MODE:
+        return BackendCheck(compare_outputs(expected, actual), None)
+    score_thr = getattr(wrapper, 'score_thr', None)
+    max_per_img = getattr(wrapper, 'max_per_img', None)
+    error, match = compare_end2end_outputs(expected, actual, batch, tolerance,
+                                           score_thr, max_per_img)
+    return BackendCheck(error, len(expected[0]), match)
 
 
 def check_sizes(
