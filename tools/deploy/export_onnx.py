@@ -191,6 +191,12 @@ def check(args, cfg, model, wrapper, mode: str, shape: tuple):
                     compared += (' (none scored above the test_cfg '
                                  'threshold on this random input: only '
                                  'the graph\'s running was compared)')
+                elif 2 * match.matched < detections:
+                    compared += (' (most scores tie within --tolerance at '
+                                 'the max_per_img cut, as when random '
+                                 'weights give every box the head\'s prior '
+                                 'score: a checkpoint or --check-image '
+                                 'pairs more)')
             print(f'{backend} vs PyTorch at {where}: max relative error '
                   f'{err:.2e} ({"within" if ok else "EXCEEDS"} tolerance '
                   f'{args.tolerance:g}){compared}')
