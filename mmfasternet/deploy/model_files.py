@@ -115,13 +115,11 @@ def set_ir_metadata(model, props: Dict[str, str]) -> None:
 
 def ir_metadata(model) -> Dict[str, str]:
     """The string entries of an ``openvino.Model``'s ``rt_info``."""
-    found = {}
-    for key, value in model.get_rt_info().items():
-        try:
-            found[key] = value.astype(str)
-        except (RuntimeError, TypeError):  # a nested map, not a string
-            continue
-    return found
+    return {
+        key: value.astype(str)
+        for key, value in model.get_rt_info().items()
+        if not isinstance(value, dict)  # nested maps: NNCF's, conversion's
+    }
 
 
 def add_onnx_metadata(onnx_file: str, props: Dict[str, str]) -> None:
