@@ -12,7 +12,15 @@ Engines, every one timed in the same interleaved rounds (A B C ... A B C):
 PyTorch eager, our deploy mode (``switch_to_deploy()``), ONNX Runtime and
 OpenVINO on the ONNX file of the eager model (``pconv_forward='split_cat'``),
 and both engines again on the file exported with ``pconv_forward='slicing'``
-(the official code's PConv). Two compute-bound references run in the same
+(the official code's PConv), and both engines on the INT8 version of the
+split_cat file (NNCF post-training quantization, ``mixed`` preset:
+OpenVINO IR with FakeQuantize, QDQ ONNX for ONNX Runtime; RTMDet's
+output convs kept in float as ``tools/deploy/quantize.py`` keeps them,
+the backbones quantized whole). INT8 is calibrated on random inputs:
+enough to time it, not to judge its accuracy (see docs/int8.md for
+that). The banner names the CPU's integer dot-product instructions (AMX,
+AVX512-VNNI, AVX-VNNI) and the INT8 / fp32 ratio of each engine is
+printed. Two compute-bound references run in the same
 rounds: ``torch.mm`` (the GEMM peak) and the same GEMM as a channels-last
 1x1 convolution (oneDNN); each peak is its best round. Reported: medians
 with min-max, ratios against PyTorch eager, GFLOP/s and its fraction of the
@@ -45,11 +53,15 @@ from mmfasternet.benchmarking import (best_gflops, build_random_model,
                                       peak_candidates_gflop, randomize_bn,
                                       summarize, time_interleaved)
 from mmfasternet.deploy import build_backend
+from mmfasternet.deploy.quantization import quantize_model_file
 from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import PartialConv
 
 RTMDET_CONFIG = 'configs/rtmdet_fasternet_t0_8xb32-300e_coco.py'
 ENGINES = ('ort', 'openvino')
+ENGINE_LABELS = {'ort': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+#: Random calibration inputs of the INT8 rows (speed only).
+CALIBRATION_INPUTS = 8
 
 
 def parse_args() -> argparse.Namespace:
@@ -143,15 +155,48 @@ def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
         for engine in ENGINES:
             runner = build_backend(
                 'onnxruntime' if engine == 'ort' else 'openvino', path)
-            label = f'{"ONNX Runtime" if engine == "ort" else "OpenVINO"}'
+            label = ENGINE_LABELS[engine]
             if pconv == 'slicing':
                 label += ' (slicing)'
             runs[label] = lambda r=runner: r([x_np])
             facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
+    for label, runner in int8_runners(name,
+                                      osp.join(tmp, f'{name}_split_cat.onnx'),
+                                      x.shape).items():
+        runs[label] = lambda r=runner: r([x_np])
+        facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
     with torch.no_grad():
         facts['rel_error']['PyTorch deploy'] = max_relative_error(
             deploy(x), ref)
     return runs, facts
+
+
+def int8_runners(name: str, onnx_file: str, shape) -> Dict[str, object]:
+    """Runners of ``onnx_file`` quantized to INT8 for each engine, by row
+    label, calibrated on :data:`CALIBRATION_INPUTS` random inputs. The
+    detector keeps its output convs in float (as deployed); a backbone is
+    quantized whole."""
+    gen = torch.Generator().manual_seed(1)
+    calibration = [[torch.randn(*shape, generator=gen).numpy()]
+                   for _ in range(CALIBRATION_INPUTS)]
+    keep_float = 'output_layers' if name == 'rtmdet-t0' else 'nothing'
+    runners = {}
+    for engine, suffix in (('ort', '.onnx'), ('openvino', '.xml')):
+        out = onnx_file[:-len('.onnx')] + f'_int8{suffix}'
+        quantize_model_file(
+            onnx_file, out, calibration, keep_float=keep_float, log=print)
+        runners[f'{ENGINE_LABELS[engine]} INT8'] = build_backend(
+            'onnxruntime' if engine == 'ort' else 'openvino', out)
+    return runners
+
+
+def int8_ratios(result: dict) -> Dict[str, float]:
+    """INT8 time / fp32 time (medians) of each engine."""
+    rows = result['rows']
+    return {
+        label: rows[f'{label} INT8']['median_s'] / rows[label]['median_s']
+        for label in ENGINE_LABELS.values() if f'{label} INT8' in rows
+    }
 
 
 HEAD_KEYS = ('bbox_head', 'cls_convs', 'reg_convs', 'rtm_cls', 'rtm_reg')
@@ -305,7 +350,11 @@ def main() -> None:
                     top = list(prof[key].items())[:10]
                     print(f'  {key}: ' + ', '.join(f'{k} {v:.0%}'
                                                    for k, v in top))
+            results[-1]['int8_vs_fp32'] = int8_ratios(results[-1])
             print(markdown(results[-1:]), flush=True)
+            print(f'INT8 / fp32 time, {name}: ' +
+                  ', '.join(f'{k} {v:.2f}'
+                            for k, v in results[-1]['int8_vs_fp32'].items()))
     table = markdown(results)
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, 'deploy_speed' + ('_quick' * args.quick))

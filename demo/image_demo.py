@@ -26,12 +26,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--weights',
         help='checkpoint file; without it the model is randomly initialised'
-        ' (with --backend: the end-to-end .onnx file)')
+        ' (with --backend: the end-to-end .onnx file, or an OpenVINO IR .xml'
+        ' from tools/deploy/quantize.py)')
     parser.add_argument(
         '--backend',
         choices=['onnxruntime', 'openvino'],
-        help='run the exported ONNX file given as --weights with this engine '
-        '(tools/deploy/export_onnx.py; same pre- and post-processing)')
+        help='run the exported file given as --weights with this engine '
+        '(tools/deploy/export_onnx.py or quantize.py; same pre- and '
+        'post-processing)')
     parser.add_argument(
         '--out-dir',
         default='work_dirs/image_demo',
@@ -62,7 +64,8 @@ def run(image,
     """Visualise ``config`` on ``image``; return the written picture paths.
 
     With ``backend`` (``'onnxruntime'`` / ``'openvino'``), ``weights`` is an
-    end-to-end ONNX detector run by that engine.
+    end-to-end detector file (ONNX, or an OpenVINO IR for OpenVINO) run by
+    that engine.
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if backend is not None:
@@ -89,15 +92,19 @@ def run(image,
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    paths = run(
-        args.image,
-        args.config,
-        weights=args.weights,
-        out_dir=args.out_dir,
-        device=args.device,
-        score_thr=args.score_thr,
-        opacity=args.opacity,
-        backend=args.backend)
+    from mmfasternet.deploy import ModelFileError
+    try:
+        paths = run(
+            args.image,
+            args.config,
+            weights=args.weights,
+            out_dir=args.out_dir,
+            device=args.device,
+            score_thr=args.score_thr,
+            opacity=args.opacity,
+            backend=args.backend)
+    except ModelFileError as exc:  # one line, no traceback
+        raise SystemExit(f'error: {exc}')
     for path in paths:
         print(f'Saved {path}')
 

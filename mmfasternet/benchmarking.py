@@ -30,6 +30,10 @@ from .models.utils.bf16_support import cpu_flags, native_bf16_missing
 
 #: CPU flags that matter for these benchmarks, in the banner's order.
 BANNER_FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+#: Integer dot-product instructions that INT8 kernels use, fastest first:
+#: (``/proc/cpuinfo`` flag, name).
+INT8_DOT_PRODUCTS = (('amx_int8', 'AMX'), ('avx512_vnni', 'AVX512-VNNI'),
+                     ('avx_vnni', 'AVX-VNNI'))
 
 
 def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
@@ -309,7 +313,7 @@ def cpu_banner() -> str:
     Returns:
         str: E.g. ``'CPU: AMD EPYC 7B13, 2 cores, 2 torch threads; torch
         dispatch AVX2; flags avx2 (no avx512f avx512_bf16 amx_tile
-        amx_bf16); native bf16: no'``.
+        amx_bf16); native bf16: no; int8 dot products: none (...)'``.
     """
     flags = cpu_flags()
     present = [f for f in BANNER_FLAGS if f in flags]
@@ -321,7 +325,38 @@ def cpu_banner() -> str:
     return (f'CPU: {cpu_model()}, {os.cpu_count()} cores, '
             f'{torch.get_num_threads()} torch threads; torch dispatch '
             f'{torch.backends.cpu.get_cpu_capability()}; flags {flag_text}; '
-            f'native bf16: {native}')
+            f'native bf16: {native}; {int8_banner()}')
+
+
+def int8_instructions(flags: Optional[Sequence[str]] = None) -> List[str]:
+    """The CPU's integer dot-product instructions, fastest first.
+
+    INT8 convolutions and matrix products run on these (oneDNN, used by
+    OpenVINO and ONNX Runtime); without any, INT8 kernels fall back to
+    plain multiply-adds and gain little over fp32.
+
+    Args:
+        flags (Sequence[str], optional): ISA flags. Default: this CPU's
+            (``/proc/cpuinfo``).
+
+    Returns:
+        list[str]: Names among ``'AMX'`` (``amx_int8``), ``'AVX512-VNNI'``
+        and ``'AVX-VNNI'``; empty when the CPU has none.
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    return [name for flag, name in INT8_DOT_PRODUCTS if flag in flags]
+
+
+def int8_banner(flags: Optional[Sequence[str]] = None) -> str:
+    """E.g. ``'int8 dot products: AMX, AVX512-VNNI, AVX-VNNI'`` or
+    ``'int8 dot products: none (no amx_int8, avx512_vnni or avx_vnni)'``
+    (``flags`` as in :func:`int8_instructions`)."""
+    found = int8_instructions(flags)
+    if found:
+        return 'int8 dot products: ' + ', '.join(found)
+    names = [flag for flag, _ in INT8_DOT_PRODUCTS]
+    return (f'int8 dot products: none (no {", ".join(names[:-1])} or '
+            f'{names[-1]})')
 
 
 def cpu_info() -> Dict[str, Any]:
@@ -329,7 +364,8 @@ def cpu_info() -> Dict[str, Any]:
 
     Returns:
         dict: ``model``, ``cores``, ``threads``, ``capability``, ``flags``
-        (the :data:`BANNER_FLAGS` present), ``native_bf16`` and ``torch``.
+        (the :data:`BANNER_FLAGS` present), ``native_bf16``,
+        ``int8_dot_products`` (:func:`int8_instructions`) and ``torch``.
     """
     flags = cpu_flags()
     return dict(
@@ -339,6 +375,7 @@ def cpu_info() -> Dict[str, Any]:
         capability=torch.backends.cpu.get_cpu_capability(),
         flags=[f for f in BANNER_FLAGS if f in flags],
         native_bf16=has_native_bf16('cpu'),
+        int8_dot_products=int8_instructions(flags),
         torch=torch.__version__)
 
 

@@ -12,6 +12,7 @@ Examples::
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
     python tools/test.py CONFIG CKPT --deploy        # fused inference path
     python tools/test.py CONFIG MODEL.onnx --backend onnxruntime
+    python tools/test.py CONFIG MODEL_INT8.xml --backend openvino
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
@@ -56,8 +57,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--backend',
         choices=['onnxruntime', 'openvino'],
-        help='evaluate an end-to-end ONNX file (tools/deploy/export_onnx.py)'
-        ' given as CHECKPOINT with this engine instead of PyTorch')
+        help='evaluate an end-to-end model file given as CHECKPOINT with '
+        'this engine instead of PyTorch: .onnx (tools/deploy/export_onnx.py,'
+        ' or quantize.py\'s INT8 QDQ file) or, for openvino, an INT8 IR .xml'
+        ' (tools/deploy/quantize.py)')
     add_common_tool_args(parser, 'test_dataloader.batch_size=2')
     args = parse_tool_args(parser)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -104,8 +107,11 @@ def main() -> None:
         if args.deploy or args.bf16:
             raise SystemExit('--deploy/--bf16 apply to PyTorch, not to '
                              '--backend')
-        from mmfasternet.deploy import backend_model_config
-        backend_model_config(cfg, args.checkpoint, args.backend)
+        from mmfasternet.deploy import ModelFileError, backend_model_config
+        try:
+            backend_model_config(cfg, args.checkpoint, args.backend)
+        except ModelFileError as exc:  # one line, no traceback
+            raise SystemExit(f'error: {exc}')
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.bf16:

@@ -1,7 +1,8 @@
-"""A detector whose network is an exported end-to-end ONNX file.
+"""A detector whose network is an exported end-to-end model file.
 
 :class:`BackendDetector` takes the config's data preprocessor and the file
-from ``tools/deploy/export_onnx.py --mode end2end``, runs it with ONNX
+from ``tools/deploy/export_onnx.py --mode end2end`` (or its INT8 version
+from ``tools/deploy/quantize.py``), runs it with ONNX
 Runtime or OpenVINO and returns mmdet ``DetDataSample`` predictions, so
 that the config's evaluator (``tools/test.py --backend``) and mmdet's
 ``DetInferencer`` (``demo/image_demo.py --backend``) use it like the
@@ -22,6 +23,7 @@ from .backends import build_backend
 from .detection_matching import (DetectionMatch, Detections, match_detections,
                                  merge_matches)
 from .mask_rcnn import MASKS_PROP, ROI_MASKS
+from .model_files import check_engine, read_model_file
 
 END2END_OUTPUTS = ['batch_index', 'boxes', 'scores', 'labels']
 
@@ -31,7 +33,8 @@ class BackendDetector(BaseModel):
     """Run an end-to-end detector file (ONNX) as an mmdet detector.
 
     Args:
-        model_file (str): The ``.onnx`` file (outputs ``batch_index``,
+        model_file (str): The ``.onnx`` file, or for OpenVINO also an IR
+            ``.xml`` (``tools/deploy/quantize.py``; outputs ``batch_index``,
             ``boxes``, ``scores``, ``labels``, and ``masks``: RTMDet-Ins's
             logits at input size, or, when the file's metadata says
             ``roi_probs``, Mask R-CNN's probabilities inside each box).
@@ -59,14 +62,10 @@ class BackendDetector(BaseModel):
                 f'{model_file} has outputs {self.runner.output_names}, not '
                 f'those of an end-to-end detector ({END2END_OUTPUTS}); '
                 'export it with tools/deploy/export_onnx.py --mode end2end')
-        import onnx
-        onnx_model = onnx.load(model_file, load_external_data=False)
-        props = {p.key: p.value for p in onnx_model.metadata_props}
-        self.roi_masks = props.get(MASKS_PROP) == ROI_MASKS
-        graph = onnx_model.graph
-        dims = graph.input[0].type.tensor_type.shape.dim
-        self.graph_batch = dims[0].dim_value or None  # None: dynamic
-        self.graph_hw = (dims[2].dim_value, dims[3].dim_value)
+        info = read_model_file(model_file)
+        self.roi_masks = info.metadata.get(MASKS_PROP) == ROI_MASKS
+        self.graph_batch = info.input_shape[0]  # None: dynamic
+        self.graph_hw = tuple(info.input_shape[2:])
         # A parameter-free model still needs a device for BaseModel.
         self.register_buffer('_device_probe', torch.zeros(1), False)
 
@@ -77,29 +76,17 @@ class BackendDetector(BaseModel):
         if mode != 'predict':
             raise RuntimeError(f'{type(self).__name__} only predicts '
                                f'(mode={mode!r})')
-        inputs = self._pad_to_graph(inputs)
         step = self.graph_batch or inputs.shape[0]
         for start in range(0, inputs.shape[0], step):
             self._predict_chunk(inputs[start:start + step],
                                 data_samples[start:start + step])
         return data_samples
 
-    def _pad_to_graph(self, inputs: torch.Tensor) -> torch.Tensor:
-        h, w = self.graph_hw
-        if inputs.shape[2] > h or inputs.shape[3] > w:
-            raise ValueError(f'batch of {tuple(inputs.shape[2:])} images is '
-                             f'larger than the exported graph ({h}, {w}); '
-                             'export at the test pipeline\'s size')
-        # The data preprocessor pads normalised images with 0, as here.
-        return F.pad(inputs, (0, w - inputs.shape[3], 0, h - inputs.shape[2]))
-
     def _predict_chunk(self, inputs: torch.Tensor, samples: List) -> None:
         from mmengine.structures import InstanceData
-        img_shape = np.array([s.img_shape for s in samples], np.float32)
-        rescale = np.array([[1 / f for f in s.scale_factor] for s in samples],
-                           np.float64).astype(np.float32)
-        outputs = self.runner(
-            [inputs.float().cpu().numpy(), img_shape, rescale])
+        feed = end2end_inputs(inputs, samples, self.graph_hw)
+        outputs = self.runner(feed)
+        rescale = feed[2]
         batch_index, boxes, scores, labels = outputs[:4]
         for b, sample in enumerate(samples):
             keep = batch_index == b
@@ -160,6 +147,37 @@ class BackendDetector(BaseModel):
         return masks
 
 
+def end2end_inputs(inputs: torch.Tensor, samples: Sequence,
+                   graph_hw: Sequence[int]) -> List[np.ndarray]:
+    """The three inputs of an end-to-end graph for a preprocessed batch.
+
+    Args:
+        inputs (torch.Tensor): (N, 3, h, w), the data preprocessor's
+            output (normalised, padded with 0).
+        samples (Sequence[DetDataSample]): Their data samples
+            (``img_shape``, ``scale_factor``).
+        graph_hw (Sequence[int]): (H, W) of the graph's input.
+
+    Returns:
+        list[np.ndarray]: ``input`` padded with 0 (as the data
+        preprocessor pads) to (H, W), ``img_shape`` (N, 2) and
+        ``rescale`` (N, 2), 1 / scale factor.
+
+    Raises:
+        ValueError: The batch is larger than the graph's input.
+    """
+    h, w = graph_hw
+    if inputs.shape[2] > h or inputs.shape[3] > w:
+        raise ValueError(f'batch of {tuple(inputs.shape[2:])} images is '
+                         f'larger than the exported graph ({h}, {w}); '
+                         'export at the test pipeline\'s size')
+    padded = F.pad(inputs, (0, w - inputs.shape[3], 0, h - inputs.shape[2]))
+    img_shape = np.array([s.img_shape for s in samples], np.float32)
+    rescale = np.array([[1 / f for f in s.scale_factor] for s in samples],
+                       np.float64).astype(np.float32)
+    return [padded.float().cpu().numpy(), img_shape, rescale]
+
+
 def final_test_cfg(cfg) -> dict:
     """The ``test_cfg`` of a detector's last stage (Mask R-CNN's ``rcnn``),
     which sets ``score_thr``, ``max_per_img`` and ``mask_thr_binary``."""
@@ -176,9 +194,15 @@ def backend_model_config(cfg, model_file: str, backend: str) -> None:
 
     Args:
         cfg (Config): A detection config, modified in place.
-        model_file (str): The end-to-end ``.onnx`` file.
+        model_file (str): The end-to-end ``.onnx`` file (or OpenVINO IR
+            ``.xml``).
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
+
+    Raises:
+        ModelFileError: ``model_file`` is not a model file, or not one
+            that ``backend`` reads.
     """
+    check_engine(model_file, backend)
     test_cfg = final_test_cfg(cfg)
     cfg.model = dict(
         type='BackendDetector',

@@ -1,7 +1,9 @@
-"""Run an ONNX file with ONNX Runtime or OpenVINO, one call per batch."""
+"""Run a model file with ONNX Runtime or OpenVINO, one call per batch."""
 from typing import List, Optional, Sequence
 
 import numpy as np
+
+from .model_files import check_engine
 
 BACKENDS = ('onnxruntime', 'openvino')
 
@@ -11,7 +13,9 @@ class ORTRunner:
     pass their providers, e.g. ``['CUDAExecutionProvider']``).
 
     Args:
-        onnx_file (str): The model.
+        onnx_file (str): The model (fp32 or INT8 QDQ ONNX; an OpenVINO IR
+            or any other file is a
+            :class:`~.model_files.ModelFileError`).
         providers (Sequence[str], optional): Execution providers.
             Default: CPU.
         num_threads (int, optional): Intra-op threads. Default: the
@@ -22,6 +26,7 @@ class ORTRunner:
                  onnx_file: str,
                  providers: Optional[Sequence[str]] = None,
                  num_threads: Optional[int] = None) -> None:
+        check_engine(onnx_file, 'onnxruntime')
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -44,10 +49,16 @@ class ORTRunner:
 
 
 class OpenVINORunner:
-    """OpenVINO, compiled for the CPU (fp32 unless a hint says otherwise).
+    """OpenVINO, compiled for the CPU.
+
+    The precision hint is f32: on CPUs with bf16 instructions OpenVINO
+    would otherwise run the float layers in bf16. It does not touch an
+    INT8 model's quantized layers, which still run in int8 (their
+    ``FakeQuantize`` nodes decide), only the layers kept in float.
 
     Args:
-        onnx_file (str): The model (read directly, no conversion step).
+        onnx_file (str): The model: an ONNX file (read directly, no
+            conversion step) or an OpenVINO IR ``.xml``.
         device (str): OpenVINO device name. Default: 'CPU'.
         num_threads (int, optional): Inference threads. Default: the
             runtime's choice.
@@ -57,6 +68,7 @@ class OpenVINORunner:
                  onnx_file: str,
                  device: str = 'CPU',
                  num_threads: Optional[int] = None) -> None:
+        check_engine(onnx_file, 'openvino')
         try:
             import openvino as ov
         except ImportError as exc:
@@ -70,15 +82,15 @@ class OpenVINORunner:
         self.model = core.compile_model(
             core.read_model(onnx_file), device, config)
         self.request = self.model.create_infer_request()
-        self.input_names = [_port_name(i) for i in self.model.inputs]
-        self.output_names = [_port_name(o) for o in self.model.outputs]
+        self.input_names = [port_name(i) for i in self.model.inputs]
+        self.output_names = [port_name(o) for o in self.model.outputs]
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
         result = self.request.infer(list(inputs))
         return [np.array(result[out]) for out in self.model.outputs]
 
 
-def _port_name(port) -> str:
+def port_name(port) -> str:
     """The ONNX name of an OpenVINO port: OpenVINO also gives the tensor
     the name of the node that made it (``/Gather_13_output_0``)."""
     names = sorted(port.get_names(), key=lambda n: (n.startswith('/'), n))
@@ -86,7 +98,8 @@ def _port_name(port) -> str:
 
 
 def build_backend(backend: str, onnx_file: str, **kwargs):
-    """An :class:`ORTRunner` or :class:`OpenVINORunner` for ``onnx_file``."""
+    """An :class:`ORTRunner` or :class:`OpenVINORunner` for ``onnx_file``
+    (ONNX, or for OpenVINO also an IR ``.xml``)."""
     if backend == 'onnxruntime':
         return ORTRunner(onnx_file, **kwargs)
     if backend == 'openvino':

@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 from .diagnostics import run_tracked
 from .export_modes import (END2END_MODE, FEATURE_MODE, build_export_module,
                            example_inputs)
+from .model_files import add_onnx_metadata
 
 
 def export_onnx(model: nn.Module,
@@ -84,7 +85,7 @@ def export_onnx(model: nn.Module,
         inputs=inputs)
     metadata = getattr(wrapper, 'onnx_metadata', None)
     if metadata:
-        _add_metadata(out_file, metadata)
+        add_onnx_metadata(out_file, metadata)
     print_log(
         f'wrote the {mode} graph of {type(model).__name__} to {out_file}',
         logger='current')
@@ -110,15 +111,6 @@ def _dynamic_axes(mode: str, input_names: Sequence[str],
         if dynamic_shape:
             axes[name].update({2: f'{name}_h', 3: f'{name}_w'})
     return axes
-
-
-def _add_metadata(onnx_file: str, props: Dict[str, str]) -> None:
-    """Store ``props`` in the file's ``metadata_props`` (what the graph's
-    outputs mean to :class:`~mmfasternet.deploy.BackendDetector`)."""
-    import onnx
-    model = onnx.load(onnx_file)
-    onnx.helper.set_model_props(model, props)
-    onnx.save(model, onnx_file)
 
 
 def _export_to_memory(module: nn.Module, args: tuple, kwargs: dict,

@@ -43,27 +43,20 @@ import time
 from typing import List
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
 
-from mmfasternet.benchmarking import build_random_model
-from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
-                                            UnsafeCheckpointError)
 from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
                                 check_sizes, check_with_backend,
                                 compare_on_images, end2end_supported,
-                                export_onnx, load_export_checkpoint,
-                                size_divisor)
+                                export_onnx)
+from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
+                                             build_model, default_shape, fail,
+                                             load_config, shape_problem)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export a model to ONNX')
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
-        nargs='?',
-        help='checkpoint file (without it: random weights, for testing)')
+    add_model_args(parser)
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument(
         '--mode',
@@ -72,13 +65,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='end2end: final detections (RTMDet, RTMDet-Ins, Mask / Faster '
         'R-CNN); features: backbone + neck; auto: end2end where supported '
         '(default)')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs=2,
-        metavar=('H', 'W'),
-        help='input size (default: the test pipeline\'s padded size, else '
-        '800 1344)')
     parser.add_argument('--batch', type=int, default=1, help='batch size')
     parser.add_argument(
         '--dynamic-batch', action='store_true', help='free batch dimension')
@@ -117,46 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=1e-4,
         help='largest accepted error, relative to each output\'s largest '
         'magnitude')
-    parser.add_argument(
-        '--trust-checkpoint',
-        action='store_true',
-        help='the checkpoint\'s whole pickle content is trusted (legacy '
-        'files the safe loader refuses)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, key=value pairs')
     return parser.parse_args(argv)
-
-
-def default_shape(cfg: Config) -> tuple:
-    """The padded size of the config's test pipeline, else 800x1344."""
-    pipeline = cfg.get('test_dataloader', {}).get('dataset',
-                                                  {}).get('pipeline', [])
-    for transform in pipeline:
-        if transform.get('type') == 'Pad' and transform.get('size'):
-            w, h = transform['size']
-            return h, w
-    return 800, 1344
-
-
-def build_model(cfg: Config, checkpoint=None, trust: bool = False):
-    """The config's model in eval mode, with every weight of
-    ``checkpoint`` (:func:`~mmfasternet.deploy.load_export_checkpoint`:
-    one that does not fit is an :class:`ExportError`)."""
-    model = build_random_model(cfg)  # the checkpoint has the weights
-    if checkpoint:
-        load_export_checkpoint(model, checkpoint, trust)
-    else:
-        print_log('no checkpoint: exporting random weights', logger='current')
-    return model
-
-
-def fail(message) -> int:
-    """Print ``error: <message>`` (one line) and return the exit code."""
-    print(f'error: {message}', file=sys.stderr)
-    return 1
 
 
 def check(args, cfg, model, wrapper, mode: str, shape: tuple):
@@ -245,15 +192,12 @@ def main(argv=None) -> int:
     missing = [f for f in args.check_image if not osp.isfile(f)]
     if missing:
         return fail(f'--check-image: no such file {missing[0]}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     if args.pconv_forward:
         cfg.model.backbone.pconv_forward = args.pconv_forward
     try:
         model = build_model(cfg, args.checkpoint, args.trust_checkpoint)
-    except (ExportError, UnsafeCheckpointError, UnreadableCheckpointError,
-            FileNotFoundError) as exc:
+    except MODEL_ERRORS as exc:
         return fail(exc)
     if args.deploy:
         switched = switch_fasternet_to_deploy(model)
@@ -266,13 +210,9 @@ def main(argv=None) -> int:
                     'graph; a features graph has none (its random-input '
                     'check compares the features)')
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
-    divisor = size_divisor(model)
-    if shape[0] % divisor or shape[1] % divisor:
-        fitting = ' '.join(str(-(-d // divisor) * divisor) for d in shape)
-        return fail(f'input size {shape[0]}x{shape[1]}: '
-                    f'{type(model).__name__} needs a height and width that '
-                    f'{divisor} divides (its backbone\'s last stride or its '
-                    f'data preprocessor\'s padding); try --shape {fitting}')
+    problem = shape_problem(model, shape)
+    if problem:
+        return fail(problem)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     start = time.time()
     try:

@@ -1,0 +1,299 @@
+"""INT8 post-training quantization (tools/deploy/quantize.py, NNCF).
+
+The toy RTMDet-T0 at 128x128 on the fixture's toy set, random weights
+with random BN statistics and ``score_thr`` 0 (so that every image has
+detections to compare), calibrated on 4 train images:
+
+* the OpenVINO IR runs through ``tools/test.py --backend openvino``: its
+  mAP is within 0.02 of PyTorch's and most of PyTorch's best detections
+  are found again (same label, IoU >= 0.5), image by image; and through
+  ``demo/image_demo.py --backend openvino``;
+* the QDQ ONNX file runs in ONNX Runtime and OpenVINO;
+* the layers that produce the outputs are found, kept in float and carry
+  no quantizer in either file;
+* bad input ends a tool with one ``error:`` line.
+"""
+import argparse
+import contextlib
+import io
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config, DictAction
+from test_tools_rtmdet import toy_options
+
+from checkpoint_factory import randomize_bn
+from mmfasternet.deploy import build_backend
+from mmfasternet.deploy.float_layers import GraphNode, find_float_scope
+from tool_runner import REPO, load_script, run_tool
+
+pytest.importorskip('nncf')
+pytest.importorskip('openvino')
+pytest.importorskip('onnxruntime')
+
+DET_CONFIG = str(REPO / 'configs' / 'demo' / 'rtmdet_fasternet_t0_toy.py')
+CALIB = ('--calib-size', '4')
+#: The toy RTMDet's output convs (class scores and boxes, 3 levels) by
+#: the activation before them.
+OUTPUT_LAYER_INPUTS = {
+    f'/bbox_head/{kind}_convs.{level}.1/activate/Mul'
+    for kind in ('cls', 'reg')
+    for level in range(3)
+}
+
+
+@pytest.fixture(scope='module')
+def rtmdet_case(toy_coco_root, tmp_path_factory):
+    """The toy RTMDet at half size on the fixture's data (a dumped config),
+    a random-weight checkpoint and the INT8 IR quantize.py made of it (its
+    ``main``, in this process: a tool's start-up is ~10 s here):
+    (config, checkpoint, IR, quantize.py's output).
+
+    tools/test.py runs as a subprocess, as users run it.
+    """
+    from mmengine.registry import MODELS, init_default_scope
+    root = tmp_path_factory.mktemp('int8')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = [
+        o for o in toy_options(DET_CONFIG, toy_coco_root)
+        if o.startswith(('test_', 'train_dataloader.dataset', 'model.'))
+    ]
+    cfg = Config.fromfile(DET_CONFIG)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options', *options]).cfg_options)
+    config = str(root / 'rtmdet_toy.py')
+    cfg.dump(config)
+    init_default_scope('mmdet')
+    torch.manual_seed(1)
+    model = randomize_bn(MODELS.build(cfg.model))
+    ckpt = root / 'rtmdet.pth'
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    xml = root / 'rtmdet_int8.xml'
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert quantize_tool().main(
+            [config, str(ckpt), '--out',
+             str(xml), *CALIB]) == 0
+    return config, ckpt, xml, stdout.getvalue()
+
+
+def refused(script: str, *args) -> str:
+    """Run a tool expecting failure; return its single ``error:`` line."""
+    output = run_tool(script, *args, expect_failure=True)
+    assert 'Traceback' not in output, output
+    errors = [line for line in output.splitlines() if 'error:' in line]
+    assert len(errors) == 1 and errors[0].startswith('error: '), output
+    return errors[0]
+
+
+def quantize_tool():
+    """tools/deploy/quantize.py as a module (its ``main`` in-process)."""
+    return load_script('tools/deploy/quantize.py')
+
+
+def predictions(config: str, model_file, work_dir: Path, *extra) -> tuple:
+    """``tools/test.py --out``: bbox mAP and the pickled predictions."""
+    out = work_dir / 'predictions.pkl'
+    output = run_tool('test.py', config, str(model_file), '--work-dir',
+                      str(work_dir), '--out', str(out), *extra)
+    mean_ap = float(re.search(r'coco/bbox_mAP: ([\d.]+)', output)[1])
+    with open(out, 'rb') as f:
+        return mean_ap, pickle.load(f)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter / (area[:, None] + area_b[None] - inter)
+
+
+def found_fraction(expected: dict, actual: dict, top: int = 10) -> float:
+    """Of ``expected``'s ``top`` best detections, the fraction that
+    ``actual`` has too (same label, IoU >= 0.5)."""
+    order = expected['scores'].argsort(descending=True)[:top]
+    iou = box_iou(expected['bboxes'][order], actual['bboxes'])
+    same = expected['labels'][order][:, None] == actual['labels'][None]
+    return float(((iou >= 0.5) & same).any(1).float().mean())
+
+
+def test_quantize_reports_float_layers(rtmdet_case):
+    """The tool names the CPU's int8 instructions and the six output convs
+    it kept in float, and ran the IR once."""
+    output = rtmdet_case[3]
+    assert re.search(r'^int8 dot products: ', output, re.M)
+    kept = re.findall(r'^  \S+ \(Convolution, after (\S+)\) -> (.+)$', output,
+                      re.M)
+    assert {after for after, _ in kept} == OUTPUT_LAYER_INPUTS
+    assert all(outputs == 'batch_index, boxes, scores, labels'
+               for _, outputs in kept)
+    assert re.search(
+        r'^openvino ran \S+ on the first calibration image: '
+        r'[1-9]\d* detections$', output, re.M)
+    assert re.search(
+        r'^quantized \S+\.xml .* [1-9]\d* quantizers, 6 '
+        r'output layers and \d+ tail nodes in float, calibrated '
+        r'on 4 train images$', output, re.M)
+
+
+def test_int8_openvino_matches_pytorch_through_tools_test(
+        rtmdet_case, tmp_path):
+    """tools/test.py --backend openvino on the IR: mAP within 0.02 of
+    PyTorch's, and most of PyTorch's best detections found again."""
+    config, ckpt, xml, _ = rtmdet_case
+    map_pt, preds_pt = predictions(config, ckpt, tmp_path / 'pt')
+    map_q, preds_q = predictions(config, xml, tmp_path / 'int8', '--backend',
+                                 'openvino')
+    assert abs(map_pt - map_q) <= 0.02
+    assert len(preds_pt) == len(preds_q) == 4
+    found = [
+        found_fraction(a['pred_instances'], b['pred_instances'])
+        for a, b in zip(preds_pt, preds_q)
+    ]
+    assert np.mean(found) >= 0.7, found
+
+
+def test_image_demo_draws_int8_ir(rtmdet_case, toy_coco_root, tmp_path):
+    """demo/image_demo.py's ``run`` with ``--backend openvino`` and the IR
+    as weights draws the image."""
+    from PIL import Image
+    config, _, xml, _ = rtmdet_case
+    image = sorted((Path(toy_coco_root) / 'val').glob('*.jpg'))[0]
+    demo = load_script('demo/image_demo.py')
+    paths = demo.run(
+        str(image),
+        config,
+        weights=str(xml),
+        out_dir=str(tmp_path),
+        score_thr=0,
+        backend='openvino')
+    with Image.open(paths[0]) as drawn, Image.open(image) as original:
+        assert drawn.size == original.size
+        assert np.abs(
+            np.asarray(drawn, np.int64) -
+            np.asarray(original.convert('RGB'), np.int64)).max() > 100
+
+
+def test_output_layers_carry_no_quantizer(rtmdet_case):
+    """In the IR, the output convs take float inputs and weights (no
+    FakeQuantize before them) while the backbone's convs are quantized."""
+    import openvino as ov
+    model = ov.Core().read_model(str(rtmdet_case[2]))
+    heads, quantized = {}, 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != 'Convolution':
+            continue
+        sources = [op.input_value(i).get_node() for i in range(2)]
+        fake = [s.get_type_name() == 'FakeQuantize' for s in sources]
+        quantized += any(fake)
+        data = sources[0].input_value(0).get_node() if fake[0] else sources[0]
+        if data.get_friendly_name() in OUTPUT_LAYER_INPUTS:
+            heads[data.get_friendly_name()] = any(fake)
+    assert set(heads) == OUTPUT_LAYER_INPUTS
+    assert not any(heads.values())
+    assert quantized > 20
+
+
+def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):
+    """--out .onnx writes a QDQ file with the output convs unquantized;
+    ONNX Runtime and OpenVINO both run it to the same detections count."""
+    import onnx
+    config, ckpt = rtmdet_case[:2]
+    out = tmp_path / 'rtmdet_int8.onnx'
+    assert quantize_tool().main([config,
+                                 str(ckpt), '--out',
+                                 str(out), *CALIB]) == 0
+    assert 'onnxruntime ran ' in capsys.readouterr().out
+    model = onnx.load(str(out))
+    dequantized = {
+        o
+        for node in model.graph.node if node.op_type == 'DequantizeLinear'
+        for o in node.output
+    }
+    convs = [n for n in model.graph.node if n.op_type == 'Conv']
+    heads = [n for n in convs if re.search(r'rtm_(cls|reg)\.\d', n.name)]
+    assert len(heads) == len(OUTPUT_LAYER_INPUTS)
+    assert not any(set(n.input) & dequantized for n in heads)
+    assert sum(bool(set(n.input) & dequantized) for n in convs) > 20
+    inputs = [
+        np.random.default_rng(0).normal(size=(1, 3, 128,
+                                              128)).astype(np.float32),
+        np.array([[128, 128]], np.float32),
+        np.ones((1, 2), np.float32)
+    ]
+    counts = {
+        b: len(build_backend(b, str(out))(inputs)[0])
+        for b in ('onnxruntime', 'openvino')
+    }
+    assert counts['onnxruntime'] == counts['openvino'] > 0
+
+
+def test_float_scope_walk():
+    """The walk stops at weighted layers, follows every other node back,
+    and skips RoIAlign's feature input: on a small two-stage graph the
+    output layers are the RPN conv and the box FC, not the FPN conv."""
+    nodes = {
+        n.name: n
+        for n in [
+            GraphNode('fpn', 'Conv', (), True),
+            GraphNode('rpn', 'Conv', ((0, 'fpn'), ), True),
+            GraphNode('decode', 'Add', ((0, 'rpn'), ), False),
+            GraphNode('roi', 'RoiAlign', ((0, 'fpn'), (1, 'decode')), False),
+            GraphNode('fc', 'Gemm', ((0, 'roi'), ), True),
+            GraphNode('nms', 'NonMaxSuppression', ((0, 'fc'),
+                                                   (1, 'decode')), False),
+            GraphNode('gather', 'Gather', ((0, 'fc'), (1, 'nms')), False),
+        ]
+    }
+    scope = find_float_scope(nodes, {'boxes': 'gather', 'labels': 'nms'})
+    assert set(scope.output_layers) == {'rpn', 'fc'}
+    assert scope.output_layers['fc'] == ('Gemm', ['boxes', 'labels'], 'roi')
+    assert set(scope.tail) == {'gather', 'nms', 'decode'}
+    assert scope.tail_types['NonMaxSuppression'] == 1
+
+
+def test_bad_calibration_is_refused(rtmdet_case, tmp_path, capsys):
+    """No calibration image, and images larger than the graph: exit code
+    1 and one error line each, before any export."""
+    config, ckpt = rtmdet_case[:2]
+    out = str(tmp_path / 'x.xml')
+    tool = quantize_tool()
+    for extra, expected in (
+        (('--calib-size', '0'), r'error: the calibration set is empty '
+         r'\(--calib-size 0\)'),
+        (('--shape', '64', '64', *CALIB),
+         r'error: calibration image \S+\.jpg is 128x128 after the test '
+         r'pipeline and data preprocessor, larger than the graph\'s 64x64 '
+         r'input'),
+    ):
+        assert tool.main([config, str(ckpt), '--out', out, *extra]) == 1
+        errors = capsys.readouterr().err.strip().splitlines()
+        assert len(errors) == 1 and re.match(expected, errors[0]), errors
+    assert not Path(out).exists()
+
+
+def test_files_the_engine_cannot_read_are_refused(rtmdet_case, tmp_path):
+    """tools/test.py --backend onnxruntime on an IR: one error line that
+    names OpenVINO; a text file is refused alike, by the tools'
+    configuration step and by both runners."""
+    from mmfasternet.deploy import ModelFileError, backend_model_config
+    config, _, xml, _ = rtmdet_case
+    error = refused('test.py', config, str(xml), '--backend', 'onnxruntime',
+                    '--work-dir', str(tmp_path))
+    assert error == (f'error: {xml} is an OpenVINO IR (.xml + .bin), which '
+                     'ONNX Runtime cannot read; run it with --backend '
+                     'openvino')
+    text = tmp_path / 'notes.onnx'
+    text.write_text('not a model\n')
+    with pytest.raises(ModelFileError, match='is not a model file'):
+        backend_model_config(Config.fromfile(config), str(text), 'openvino')
+    for backend in ('onnxruntime', 'openvino'):
+        with pytest.raises(ModelFileError, match='is not a model file'):
+            build_backend(backend, str(text))
