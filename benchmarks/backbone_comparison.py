@@ -51,13 +51,14 @@ from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmfasternet.benchmarking import (build_random_model, cpu_banner, cpu_info,
+from mmfasternet.benchmarking import (add_timing_arguments, build_random_model,
+                                      calls_per_sample, cpu_banner, cpu_info,
                                       detector_runner, equal_roi_work,
                                       gemm_peak_gflops, max_relative_error,
                                       randomize_bn, summarize,
                                       time_interleaved)
-from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
-                                        gpu_banner)
+from mmfasternet.device_options import (DeviceOptions, gpu_banner,
+                                        parse_device_args)
 from mmfasternet.inference import switch_fasternet_to_deploy
 
 # mmengine / mmcv import pkg_resources; its deprecation notice is noise here.
@@ -134,18 +135,16 @@ def parse_args() -> argparse.Namespace:
         nargs='+',
         default=[224, 640],
         help='square backbone input sides')
-    parser.add_argument(
-        '--repeat',
-        type=int,
-        default=10,
-        help='timed rounds per backbone candidate')
+    add_timing_arguments(
+        parser,
+        repeat=10,
+        warmup=2,
+        repeat_help='timed rounds per backbone candidate')
     parser.add_argument(
         '--detector-repeat',
         type=int,
         default=3,
         help='timed rounds per whole detector')
-    parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed rounds first')
     parser.add_argument(
         '--detector-shape',
         type=int,
@@ -163,12 +162,9 @@ def parse_args() -> argparse.Namespace:
         '--quick',
         action='store_true',
         help='smoke test: small inputs, 1 round, no warm-up')
-    add_device_arguments(parser)
-    args = parser.parse_args()
-    args.device_options = opts = DeviceOptions.from_args(args, parser)
+    args, opts = parse_device_args(parser)
     args.detectors = [label for label, _ in DETECTORS['mask_rcnn']]
-    args.name = 'backbone_comparison' + ('_cuda' if opts.is_cuda else '') + (
-        f'_{opts.amp}' if opts.amp else '')
+    args.name = opts.report_name('backbone_comparison')
     args.fold_tolerance = (
         FOLD_TOLERANCE_AMP if opts.amp else
         FOLD_TOLERANCE_TF32 if opts.is_cuda else FOLD_TOLERANCE)
@@ -303,7 +299,7 @@ def time_backbones(models: Dict[str, nn.Module], sizes: List[int], repeat: int,
         rounds=repeat,
         warmup=warmup,
         device=opts.device,
-        number=10 if opts.is_cuda else 1)
+        number=calls_per_sample(None, opts.is_cuda))
     torch.set_num_threads(all_threads)
     return {key: stats(values) for key, values in times.items()}
 

@@ -33,11 +33,12 @@ from typing import Dict, List
 import torch
 from mmengine.logging import MMLogger
 
-from mmfasternet.benchmarking import (cpu_banner, grouped_bar_chart,
+from mmfasternet.benchmarking import (add_timing_arguments, calls_per_sample,
+                                      cpu_banner, grouped_bar_chart,
                                       summarize_ms, time_interleaved,
                                       write_report)
-from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
-                                        gpu_banner)
+from mmfasternet.device_options import (DeviceOptions, gpu_banner,
+                                        parse_device_args)
 from mmfasternet.models import FasterNet
 
 MIXERS = ('pconv', 'dwconv', 'gconv', 'conv', 'identity')
@@ -149,26 +150,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--archs', nargs='+', default=['t0', 't1', 't2', 's'])
     parser.add_argument('--out-dir', default='work_dirs/operators')
-    parser.add_argument(
-        '--repeat', type=int, default=10, help='rounds at 224x224')
+    add_timing_arguments(
+        parser,
+        repeat=10,
+        warmup=1,
+        repeat_help='rounds at 224x224',
+        number_on_cuda=10)
     parser.add_argument(
         '--repeat-large', type=int, default=3, help='rounds at 800x1344')
-    parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument(
         '--large-shape', type=int, nargs=2, default=[800, 1344])
     parser.add_argument(
         '--quick',
         action='store_true',
         help='T0 only, 2 rounds, 256x320 instead of 800x1344')
-    parser.add_argument(
-        '--number',
-        type=int,
-        default=None,
-        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
-    add_device_arguments(parser)
-    args = parser.parse_args()
-    opts = DeviceOptions.from_args(args, parser)
-    number = args.number or (10 if opts.is_cuda else 1)
+    args, opts = parse_device_args(parser)
+    number = calls_per_sample(args.number, opts.is_cuda)
     if args.quick:
         args.archs, args.repeat, args.repeat_large = ['t0'], 2, 1
         args.large_shape = [256, 320]
@@ -226,10 +223,9 @@ def main():
                 }
             result['archs'][arch] = rows
     torch.set_num_threads(all_threads)
-    stem = 'mixer_study' + ('_cuda' if opts.is_cuda else
-                            '') + (f'_{opts.amp}' if opts.amp else '')
     write_report(
-        osp.join(args.out_dir, stem), result, write_markdown, write_chart)
+        osp.join(args.out_dir, opts.report_name('mixer_study')), result,
+        write_markdown, write_chart)
 
 
 if __name__ == '__main__':

@@ -43,11 +43,12 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn as nn
 
-from mmfasternet.benchmarking import (cpu_banner, grouped_bar_chart,
+from mmfasternet.benchmarking import (add_timing_arguments, calls_per_sample,
+                                      cpu_banner, grouped_bar_chart,
                                       summarize_ms, time_interleaved,
                                       write_report)
-from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
-                                        gpu_banner)
+from mmfasternet.device_options import (DeviceOptions, gpu_banner,
+                                        parse_device_args)
 from mmfasternet.models.backbones.fasternet import (PartialConv,
                                                     build_spatial_mixer)
 from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
@@ -58,6 +59,8 @@ FEATURE_MAPS = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))
 #: The paper's PConv / DWConv FLOPS multiples (Sec. 4.1, Table 1).
 PAPER_PCONV_OVER_DWCONV = {'gpu': 10.5, 'cpu': 6.2, 'arm': 22.8}
 LAYERS = 10
+#: Calls per timed sample on a GPU, where one call of a layer stack is short.
+NUMBER_ON_CUDA = 20
 # name -> (spatial mixer, PConv forward, label)
 OPERATORS = {
     'conv': ('conv', None, 'Conv 3x3'),
@@ -259,28 +262,24 @@ def main():
     parser.add_argument('--out-dir', default='work_dirs/operators')
     parser.add_argument(
         '--batch', type=int, default=16, help='throughput batch')
-    parser.add_argument(
-        '--repeat', type=int, default=15, help='rounds at batch 1')
+    add_timing_arguments(
+        parser,
+        repeat=15,
+        warmup=2,
+        repeat_help='rounds at batch 1',
+        number_on_cuda=NUMBER_ON_CUDA)
     parser.add_argument(
         '--repeat-batch', type=int, default=5, help='rounds at --batch')
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument(
-        '--number',
-        type=int,
-        default=None,
-        help='calls per timed sample (default: 1 on CPU, 20 on CUDA)')
     parser.add_argument(
         '--quick',
         action='store_true',
         help='2 rounds and batch 2: checks that it runs, numbers are noise')
-    add_device_arguments(parser)
-    args = parser.parse_args()
-    opts = DeviceOptions.from_args(args, parser)
+    args, opts = parse_device_args(parser)
     if opts.is_cuda and args.batch == 16:
         args.batch = 32  # the paper's GPU protocol
     if args.quick:
         args.batch, args.repeat, args.repeat_batch, args.warmup = 2, 2, 2, 1
-    args.number = args.number or (20 if opts.is_cuda else 1)
+    args.number = calls_per_sample(args.number, opts.is_cuda, NUMBER_ON_CUDA)
     all_threads = torch.get_num_threads()
     settings = [
         dict(name='b1_1t', title='batch 1, 1 thread', batch=1, threads=1,
@@ -333,10 +332,9 @@ def main():
         cells=cells,
         measured=measured,
         summary=summarize(cells, settings, measured))
-    stem = 'operator_study' + ('_cuda' if opts.is_cuda else
-                               '') + (f'_{opts.amp}' if opts.amp else '')
     write_report(
-        osp.join(args.out_dir, stem), result, write_markdown, write_chart)
+        osp.join(args.out_dir, opts.report_name('operator_study')), result,
+        write_markdown, write_chart)
 
 
 if __name__ == '__main__':

@@ -52,10 +52,10 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from mmfasternet.benchmarking import (build_random_model, cpu_banner,
+from mmfasternet.benchmarking import (add_timing_arguments, build_random_model,
+                                      calls_per_sample, cpu_banner,
                                       max_relative_error, time_interleaved)
-from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
-                                        gpu_banner)
+from mmfasternet.device_options import gpu_banner, parse_device_args
 from mmfasternet.fast_inference import CUDAGraphRunner
 from mmfasternet.inference import switch_fasternet_to_deploy
 
@@ -81,10 +81,7 @@ def parse_args() -> argparse.Namespace:
         description='RTMDet FasterNet vs stock RTMDet: CPU latency')
     parser.add_argument(
         '--size', type=int, default=640, help='square input side')
-    parser.add_argument(
-        '--repeat', type=int, default=15, help='timed rounds per candidate')
-    parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed rounds first')
+    add_timing_arguments(parser, repeat=15, warmup=2, number_on_cuda=10)
     parser.add_argument(
         '--threads', type=int, default=None, help='torch intra-op threads')
     parser.add_argument(
@@ -97,15 +94,8 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='2 rounds at 320x320, to check that it runs')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks')
-    parser.add_argument(
-        '--number',
-        type=int,
-        default=None,
-        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
-    add_device_arguments(parser, cuda_graph=True)
-    args = parser.parse_args()
-    args.device_options = DeviceOptions.from_args(args, parser)
-    args.number = args.number or (10 if args.device_options.is_cuda else 1)
+    args, opts = parse_device_args(parser, cuda_graph=True)
+    args.number = calls_per_sample(args.number, opts.is_cuda)
     if args.quick:
         args.size, args.repeat, args.warmup = 320, 2, 1
     return args
@@ -294,9 +284,8 @@ def main() -> None:
     out_dir = osp.join(REPO, args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     stem = osp.join(
-        out_dir, 'rtmdet_speed' + ('_quick' if args.quick else '') +
-        ('_cuda' if opts.is_cuda else '') +
-        (f'_{opts.amp}' if opts.amp else ''))
+        out_dir,
+        opts.report_name('rtmdet_speed' + ('_quick' if args.quick else '')))
     result = dict(
         banner=banner,
         shape=[1, 3, args.size, args.size],

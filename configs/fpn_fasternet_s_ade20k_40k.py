@@ -11,6 +11,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_40k.py',
 ]
 custom_imports = dict(imports=['mmfasternet'], allow_failed_imports=False)
+# FasterNet-S's ImageNet weights from the official release, downloaded on
+# first use into the torch hub cache (README: Weights). A child config sets
+# its own `checkpoint` and passes it to the backbone's init_cfg.
+checkpoint = 'https://github.com/JierunChen/FasterNet/releases/download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth'  # noqa
 
 crop_size = (512, 512)
 model = dict(
@@ -34,10 +38,7 @@ model = dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
-            'download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     # Stage i outputs embed_dims * 2**i channels (embed_dims 128 for S).
     neck=dict(in_channels=[128, 256, 512, 1024], out_channels=256, num_outs=4),
     decode_head=dict(num_classes=150))

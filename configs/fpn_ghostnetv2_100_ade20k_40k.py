@@ -9,6 +9,7 @@
 # hub repository timm/ghostnetv2_100.in1k, downloaded on first use into the
 # torch hub cache (README: Weights).
 _base_ = './fpn_fasternet_t1_ade20k_40k.py'
+checkpoint = 'https://huggingface.co/timm/ghostnetv2_100.in1k/resolve/main/model.safetensors'  # noqa
 
 model = dict(
     backbone=dict(
@@ -20,8 +21,5 @@ model = dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://huggingface.co/timm/ghostnetv2_100.in1k/'
-            'resolve/main/model.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(in_channels=[24, 40, 112, 160]))

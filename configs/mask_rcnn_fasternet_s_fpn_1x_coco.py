@@ -9,6 +9,10 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmfasternet'], allow_failed_imports=False)
+# FasterNet-S's ImageNet weights from the official release, downloaded on
+# first use into the torch hub cache (README: Weights). A child config sets
+# its own `checkpoint` and passes it to the backbone's init_cfg.
+checkpoint = 'https://github.com/JierunChen/FasterNet/releases/download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth'  # noqa
 
 model = dict(
     backbone=dict(
@@ -24,10 +28,7 @@ model = dict(
         # numbers come from a fully trainable backbone with BN updating.
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/JierunChen/FasterNet/releases/'
-            'download/v1.0/fasternet_s-epoch.299-val_acc1.81.2840.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     # Stage i outputs embed_dim * 2**i channels (embed_dim 128 for S).
     neck=dict(in_channels=[128, 256, 512, 1024]))
 

@@ -9,6 +9,7 @@
 # hub repository timm/ghostnetv2_100.in1k, downloaded on first use into the
 # torch hub cache (README: Weights).
 _base_ = './mask_rcnn_fasternet_t1_fpn_1x_coco.py'
+checkpoint = 'https://huggingface.co/timm/ghostnetv2_100.in1k/resolve/main/model.safetensors'  # noqa
 
 model = dict(
     backbone=dict(
@@ -19,8 +20,5 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=-1,
         norm_eval=False,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://huggingface.co/timm/ghostnetv2_100.in1k/'
-            'resolve/main/model.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(in_channels=[24, 40, 112, 160]))

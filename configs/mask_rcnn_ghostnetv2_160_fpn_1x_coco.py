@@ -1,26 +1,18 @@
-# Mask R-CNN with a GhostNetV2-1.6 backbone, 1x schedule on COCO: the
-# FasterNet-T2 config with only the backbone (and the neck's input widths)
-# swapped, so the two compare at the same recipe.
+# Mask R-CNN with a GhostNetV2-1.6 backbone, 1x schedule on COCO:
+# mask_rcnn_ghostnetv2_100_fpn_1x_coco.py (the FasterNet-T1 config with the
+# backbone swapped) with only the width, its weights and the neck's input
+# widths changed; FasterNet-T2's config
+# is T1's with another backbone, so this is also the T2 config with the
+# backbone swapped.
 # Matched against FasterNet-T2 by nearest ImageNet top-1 (the papers' numbers):
 # GhostNetV2-1.6 has 77.8% at 0.399 GFLOPs, FasterNet-T2 78.9% at 1.91 G; T2 is
 # 1.1 points away, T1 (76.2%) 1.6. Not by FLOPs: every GhostNetV2 width is
 # below FasterNet-T0's 0.34 G.
-# timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
-# hub repository timm/ghostnetv2_160.in1k, downloaded on first use into the
-# torch hub cache (README: Weights).
-_base_ = './mask_rcnn_fasternet_t2_fpn_1x_coco.py'
+# timm's ImageNet weights, downloaded on first use into the torch hub cache
+# (README: Weights).
+_base_ = './mask_rcnn_ghostnetv2_100_fpn_1x_coco.py'
+checkpoint = 'https://huggingface.co/timm/ghostnetv2_160.in1k/resolve/main/model.safetensors'  # noqa
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='GhostNetV2',
-        arch='1.6',
-        # Each output at the end of its resolution (strides 4 to 32).
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_eval=False,
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://huggingface.co/timm/ghostnetv2_160.in1k/'
-            'resolve/main/model.safetensors')),
+    backbone=dict(arch='1.6', init_cfg=dict(checkpoint=checkpoint)),
     neck=dict(in_channels=[40, 64, 180, 256]))

@@ -11,8 +11,7 @@ _base_ = 'mmdet::rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py'
 custom_imports = dict(imports=['mmfasternet'], allow_failed_imports=False)
 # FasterNet-T0's ImageNet weights from the official release,
 # downloaded on first use into the torch hub cache (README: Weights).
-checkpoint = ('https://github.com/JierunChen/FasterNet/releases/download/'
-              'v1.0/fasternet_t0-epoch.281-val_acc1.71.9180.pth')
+checkpoint = 'https://github.com/JierunChen/FasterNet/releases/download/v1.0/fasternet_t0-epoch.281-val_acc1.71.9180.pth'  # noqa
 
 model = dict(
     data_preprocessor=dict(

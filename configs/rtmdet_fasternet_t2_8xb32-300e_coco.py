@@ -14,8 +14,7 @@
 _base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
 # FasterNet-T2's ImageNet weights from the official release,
 # downloaded on first use into the torch hub cache (README: Weights).
-checkpoint = ('https://github.com/JierunChen/FasterNet/releases/download/'
-              'v1.0/fasternet_t2-epoch.289-val_acc1.78.8860.pth')
+checkpoint = 'https://github.com/JierunChen/FasterNet/releases/download/v1.0/fasternet_t2-epoch.289-val_acc1.78.8860.pth'  # noqa
 
 model = dict(
     backbone=dict(

@@ -9,6 +9,7 @@
 # hub repository timm/ghostnetv2_100.in1k, downloaded on first use into the
 # torch hub cache (README: Weights).
 _base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
+checkpoint = 'https://huggingface.co/timm/ghostnetv2_100.in1k/resolve/main/model.safetensors'  # noqa
 
 model = dict(
     backbone=dict(
@@ -17,8 +18,5 @@ model = dict(
         arch='1.0',
         # Strides 8, 16 and 32, as CSPNeXt's outputs.
         out_indices=(1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://huggingface.co/timm/ghostnetv2_100.in1k/'
-            'resolve/main/model.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     neck=dict(in_channels=[40, 112, 160]))

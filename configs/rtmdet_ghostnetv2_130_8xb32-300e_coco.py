@@ -1,24 +1,16 @@
-# RTMDet with a GhostNetV2-1.3 backbone: the FasterNet-T1 RTMDet config
-# (RTMDet-s's neck, head and 300-epoch recipe, RGB ImageNet preprocessor)
-# with only the backbone (and the neck's input widths) swapped.
+# RTMDet with a GhostNetV2-1.3 backbone:
+# rtmdet_ghostnetv2_100_8xb32-300e_coco.py (the FasterNet-T1 RTMDet config
+# with the backbone swapped) with only the width, its weights and the
+# neck's input widths changed.
 # Matched against FasterNet-T1 by nearest ImageNet top-1 (the papers' numbers):
 # GhostNetV2-1.3 has 76.9% at 0.269 GFLOPs, FasterNet-T1 76.2% at 0.85 G; T1 is
 # 0.7 points away, T2 (78.9%) 2.0. Not by FLOPs: every GhostNetV2 width is
 # below FasterNet-T0's 0.34 G.
-# timm's ImageNet weights: model.safetensors (or pytorch_model.bin) of the
-# hub repository timm/ghostnetv2_130.in1k, downloaded on first use into the
-# torch hub cache (README: Weights).
-_base_ = './rtmdet_fasternet_t1_8xb32-300e_coco.py'
+# timm's ImageNet weights, downloaded on first use into the torch hub cache
+# (README: Weights).
+_base_ = './rtmdet_ghostnetv2_100_8xb32-300e_coco.py'
+checkpoint = 'https://huggingface.co/timm/ghostnetv2_130.in1k/resolve/main/model.safetensors'  # noqa
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='GhostNetV2',
-        arch='1.3',
-        # Strides 8, 16 and 32, as CSPNeXt's outputs.
-        out_indices=(1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://huggingface.co/timm/ghostnetv2_130.in1k/'
-            'resolve/main/model.safetensors')),
+    backbone=dict(arch='1.3', init_cfg=dict(checkpoint=checkpoint)),
     neck=dict(in_channels=[52, 144, 208]))

@@ -16,6 +16,7 @@ Example:
     >>> peak = best_gflops(peaks, peak_candidates_gflop())
     >>> print(cpu_banner()); print(summarize(samples['a']))
 """
+import argparse
 import json
 import os
 import platform
@@ -82,6 +83,46 @@ def time_interleaved(candidates: Mapping[str, Callable[[], Any]],
     if bar is not None:
         sys.stderr.write('\n')
     return samples
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser,
+                         repeat: Optional[int],
+                         warmup: int,
+                         repeat_help: str = 'timed rounds per candidate',
+                         number_on_cuda: Optional[int] = None) -> None:
+    """Add the timing options of the benchmarks: ``--repeat``, ``--warmup``
+    and, with ``number_on_cuda``, ``--number``.
+
+    Args:
+        parser (argparse.ArgumentParser): The script's parser.
+        repeat (int, optional): Default timed rounds (None: the script
+            picks one, as ``repeat_help`` says).
+        warmup (int): Default untimed rounds first.
+        repeat_help (str): What ``--repeat`` counts.
+            Default: 'timed rounds per candidate'.
+        number_on_cuda (int, optional): Add ``--number``, the calls per
+            timed sample, whose default is 1 on a CPU and this on a GPU
+            (:func:`calls_per_sample`). Default: None (no ``--number``).
+    """
+    parser.add_argument('--repeat', type=int, default=repeat, help=repeat_help)
+    parser.add_argument(
+        '--warmup', type=int, default=warmup, help='untimed rounds first')
+    if number_on_cuda:
+        parser.add_argument(
+            '--number',
+            type=int,
+            default=None,
+            help='calls per timed sample (default: 1 on CPU, '
+            f'{number_on_cuda} on CUDA)')
+
+
+def calls_per_sample(number: Optional[int],
+                     is_cuda: bool,
+                     number_on_cuda: int = 10) -> int:
+    """Calls per timed sample: ``number`` if given, else 1 on a CPU (one
+    call is long enough to time) and ``number_on_cuda`` on a GPU (one
+    launch is too short)."""
+    return number or (number_on_cuda if is_cuda else 1)
 
 
 def _wall_clock(run: Callable[[], Any], number: int) -> float:

@@ -4,15 +4,14 @@ impossible combination, and the helpers that apply them.
 
 Example:
     >>> parser = argparse.ArgumentParser()
-    >>> add_device_arguments(parser, cuda_graph=True, compile=True)
-    >>> opts = DeviceOptions.from_args(parser.parse_args(), parser)
+    >>> args, opts = parse_device_args(parser, cuda_graph=True, compile=True)
     >>> model = opts.prepare(model)
     >>> x = opts.rand(1, 3, 224, 224)
     >>> run = opts.with_amp(model)   # autocast when --amp is set
 """
 import argparse
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -63,6 +62,30 @@ def add_device_arguments(parser: argparse.ArgumentParser,
             action='store_true',
             help='also time the deployed network under torch.compile (CUDA '
             'only; compiling takes a minute)')
+
+
+def parse_device_args(
+        parser: argparse.ArgumentParser,
+        cuda_graph: bool = False,
+        compile: bool = False) -> Tuple[argparse.Namespace, 'DeviceOptions']:
+    """Add the device options to ``parser``, parse the command line and
+    check the device options.
+
+    Args:
+        parser (ArgumentParser): The script's parser, with its own options.
+        cuda_graph (bool): Also add ``--cuda-graph``. Default: False.
+        compile (bool): Also add ``--compile``. Default: False.
+
+    Returns:
+        tuple: The parsed arguments, with the checked
+        :class:`DeviceOptions` also stored as ``args.device_options``, and
+        those options. A combination this machine cannot run exits through
+        ``parser.error`` with one line.
+    """
+    add_device_arguments(parser, cuda_graph=cuda_graph, compile=compile)
+    args = parser.parse_args()
+    args.device_options = DeviceOptions.from_args(args, parser)
+    return args, args.device_options
 
 
 def check_device(device: str) -> torch.device:
@@ -257,6 +280,23 @@ class DeviceOptions:
         if self.channels_last:
             parts.append('channels-last')
         return ', '.join(parts)
+
+    def report_name(self, stem: str) -> str:
+        """``stem`` with the device and autocast that a report was measured
+        with, so that CPU, CUDA and autocast runs keep apart files:
+        ``'mixer_study'``, ``'mixer_study_cuda'``,
+        ``'mixer_study_cuda_bf16'``.
+
+        Args:
+            stem (str): The report's base name.
+
+        Returns:
+            str: The file name stem.
+        """
+        suffixes = ['cuda'] if self.is_cuda else []
+        if self.amp:
+            suffixes.append(self.amp)
+        return '_'.join([stem] + suffixes)
 
     def info(self) -> Dict[str, Any]:
         """The options and the GPU's facts, for JSON outputs."""

@@ -4,12 +4,17 @@ import pytest
 from mmfasternet.datasets import make_toy_ade, make_toy_coco
 
 
+def _tiny_toy_set(tmp_path_factory, make, name: str) -> dict:
+    """``make`` (a toy set generator) run in a fresh folder: 8 train / 4 val
+    images of 128x96."""
+    root = tmp_path_factory.mktemp(name)
+    return make(str(root), num_train=8, num_val=4, img_size=(128, 96), seed=0)
+
+
 @pytest.fixture(scope='session')
 def toy_coco_info(tmp_path_factory):
     """Info dict of a tiny COCO-format toy set (8 train / 4 val, 128x96)."""
-    root = tmp_path_factory.mktemp('toy_coco')
-    return make_toy_coco(
-        str(root), num_train=8, num_val=4, img_size=(128, 96), seed=0)
+    return _tiny_toy_set(tmp_path_factory, make_toy_coco, 'toy_coco')
 
 
 @pytest.fixture(scope='session')
@@ -24,9 +29,7 @@ def toy_coco_root(toy_coco_info):
 @pytest.fixture(scope='session')
 def toy_ade_info(tmp_path_factory):
     """Info dict of a tiny ADE20K-layout toy set (8 train / 4 val, 128x96)."""
-    root = tmp_path_factory.mktemp('toy_ade')
-    return make_toy_ade(
-        str(root), num_train=8, num_val=4, img_size=(128, 96), seed=0)
+    return _tiny_toy_set(tmp_path_factory, make_toy_ade, 'toy_ade')
 
 
 @pytest.fixture(scope='session')

@@ -78,6 +78,14 @@ def test_amp_names():
         amp_dtype('int8')
 
 
+def test_report_name_keeps_device_and_autocast_runs_apart(gpu_without_bf16):
+    assert DeviceOptions('cpu').report_name('study') == 'study'
+    assert DeviceOptions('cpu', amp='bf16').report_name('study') == \
+        'study_bf16'
+    assert DeviceOptions('cuda', amp='fp16').report_name('study') == \
+        'study_cuda_fp16'
+
+
 def test_deploy_keeps_the_callers_autocast():
     """Under an autocast entered by the caller, deploy mode computes in its
     dtype as eager mode does (it used to turn the autocast off and run in

@@ -36,6 +36,15 @@ INS_CONFIG = str(REPO / 'configs' / 'demo' / 'rtmdet-ins_fasternet_t0_toy.py')
 FEATURE_SHAPE = (96, 128)
 DET_SHAPE = (128, 128)
 
+# An image resized to 100x120 from a 200x300 original and padded to
+# DET_SHAPE, as a data sample's metainfo.
+RESIZED_META = dict(
+    img_shape=(100, 120),
+    ori_shape=(200, 300),
+    scale_factor=(120 / 300, 100 / 200),
+    pad_shape=DET_SHAPE,
+    batch_input_shape=DET_SHAPE)
+
 
 def run_backends(onnx_file: str, inputs) -> dict:
     arrays = [t.numpy() for t in inputs]
@@ -116,16 +125,10 @@ def test_rtmdet_end_to_end_detections_match_predict(tmp_path):
     x, img_shape, rescale = example_inputs('end2end', 1, DET_SHAPE, seed=2)
     # A resized image smaller than the padded input, and a rescale back to
     # a larger original: clipping and rescaling happen inside the graph.
-    meta = dict(
-        img_shape=(100, 120),
-        ori_shape=(200, 300),
-        scale_factor=(120 / 300, 100 / 200),
-        pad_shape=DET_SHAPE,
-        batch_input_shape=DET_SHAPE)
     img_shape = torch.tensor([[100., 120.]])
     rescale = torch.tensor([[300 / 120, 200 / 100]])
     with torch.no_grad():
-        pred = model.predict(x, [DetDataSample(metainfo=meta)])[0]
+        pred = model.predict(x, [DetDataSample(metainfo=RESIZED_META)])[0]
         ours = [t.numpy() for t in wrapper(x, img_shape, rescale)]
     pred = pred.pred_instances
     expected = [
@@ -154,19 +157,13 @@ def test_rtmdet_ins_end_to_end_masks_match_predict(tmp_path):
     onnx_file = str(tmp_path / 'ins.onnx')
     export_onnx(model, onnx_file, mode='end2end', input_shape=DET_SHAPE)
     x = example_inputs('end2end', 1, DET_SHAPE, seed=2)[0]
-    meta = dict(
-        img_shape=(100, 120),
-        ori_shape=(200, 300),
-        scale_factor=(120 / 300, 100 / 200),
-        pad_shape=DET_SHAPE,
-        batch_input_shape=DET_SHAPE)
     with torch.no_grad():
-        pred = model.predict(x, [DetDataSample(metainfo=meta)])[0]
+        pred = model.predict(x, [DetDataSample(metainfo=RESIZED_META)])[0]
     pred = pred.pred_instances
     assert len(pred) > 0
     for backend in BACKENDS:
         detector = BackendDetector(onnx_file, backend)
-        sample = DetDataSample(metainfo=meta)
+        sample = DetDataSample(metainfo=RESIZED_META)
         got = detector(x, [sample])[0].pred_instances
         assert torch.equal(got.labels, pred.labels), backend
         assert torch.allclose(got.bboxes, pred.bboxes, rtol=1e-4, atol=1e-3)

@@ -55,8 +55,8 @@ from mmfasternet.benchmarking import (best_gflops, cpu_banner, cpu_info,
                                       peak_candidates, peak_candidates_gflop,
                                       randomize_bn, ratio_spread, summarize,
                                       time_interleaved)
-from mmfasternet.device_options import (DeviceOptions, add_device_arguments,
-                                        gpu_banner)
+from mmfasternet.device_options import (DeviceOptions, gpu_banner,
+                                        parse_device_args)
 from mmfasternet.fast_inference import (CUDAGraphRunner, GraphedDetector,
                                         compile_for_inference)
 from mmfasternet.inference import switch_fasternet_to_deploy
@@ -83,14 +83,13 @@ def parse_args():
         metavar=('H', 'W'),
         help='input height and width')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument(
-        '--repeat',
-        type=int,
-        default=None,
-        help='timed rounds per candidate (default: 7 for backbone mode, 15 '
-        'for detector mode, where per-round ratios spread more)')
-    parser.add_argument(
-        '--warmup', type=int, default=1, help='untimed rounds first')
+    benchmarking.add_timing_arguments(
+        parser,
+        repeat=None,
+        warmup=1,
+        repeat_help='timed rounds per candidate (default: 7 for backbone '
+        'mode, 15 for detector mode, where per-round ratios spread more)',
+        number_on_cuda=10)
     parser.add_argument(
         '--bf16',
         action='store_true',
@@ -103,18 +102,11 @@ def parse_args():
         '--threads', type=int, default=None, help='torch intra-op threads')
     parser.add_argument('--json', help='write the results to this file')
     parser.add_argument(
-        '--number',
-        type=int,
-        default=None,
-        help='calls per timed sample (default: 1 on CPU, 10 on CUDA)')
-    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config settings, as in tools/train.py')
-    add_device_arguments(parser, cuda_graph=True, compile=True)
-    args = parser.parse_args()
-    args.device_options = DeviceOptions.from_args(args, parser)
+    args, _ = parse_device_args(parser, cuda_graph=True, compile=True)
     if args.bf16 and args.device_options.is_cuda:
         parser.error('--bf16 is the CPU deploy candidate; on CUDA use '
                      '--amp bf16, which runs every candidate in bf16')
@@ -383,7 +375,7 @@ def main() -> None:
         print(gpu_banner(opts.device))
         # Fixed shapes: let cuDNN pick its fastest kernels once.
         torch.backends.cudnn.benchmark = True
-    number = args.number or (10 if opts.is_cuda else 1)
+    number = benchmarking.calls_per_sample(args.number, opts.is_cuda)
     # Quiet: init_weights() reports every parameter at INFO level.
     MMLogger.get_instance('benchmark', log_level='WARNING')
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -214,6 +214,21 @@ def train_and_test(config: str,
     return dict(checkpoint=checkpoint, metrics=read_test_metrics(work_dir))
 
 
+def timed_stage(title: str, config: str, work_dir: str,
+                data_options: List[str], iters: Optional[int],
+                train_args: Sequence[str]) -> Tuple[Dict, float]:
+    """One stage of the demo: its banner (``title``, with the number of
+    iterations), then :func:`train_and_test`.
+
+    Returns:
+        tuple: :func:`train_and_test`'s result and the seconds it took.
+    """
+    banner(f'{title}: train {max_iters(config, iters)} iterations, then test')
+    tic = time.time()
+    result = train_and_test(config, work_dir, data_options, iters, train_args)
+    return result, time.time() - tic
+
+
 def max_iters(config: str, override: Optional[int]) -> int:
     if override is not None:
         return override
@@ -399,24 +414,17 @@ def main(argv=None) -> None:
               f"{', '.join(info['classes'])})")
     timings['data'] = time.time() - start
 
-    banner(f'2/4 Mask R-CNN FasterNet-T0: train '
-           f"{max_iters(DET_CONFIG, settings['det_iters'])} iterations, "
-           'then test')
-    tic = time.time()
     det_dir = osp.join(work_dir, 'det')
-    det = train_and_test(DET_CONFIG, det_dir,
-                         data_options(coco_root, coco['val']['ann_file']),
-                         settings['det_iters'], args.train_args)
-    timings['detection'] = time.time() - tic
-
-    banner(f'3/4 Semantic FPN FasterNet-T0: train '
-           f"{max_iters(SEG_CONFIG, settings['seg_iters'])} iterations, "
-           'then test')
-    tic = time.time()
+    det, timings['detection'] = timed_stage(
+        '2/4 Mask R-CNN FasterNet-T0', DET_CONFIG, det_dir,
+        data_options(coco_root, coco['val']['ann_file']),
+        settings['det_iters'], args.train_args)
     seg_dir = osp.join(work_dir, 'seg')
-    seg = train_and_test(SEG_CONFIG, seg_dir, data_options(ade_root),
-                         settings['seg_iters'], args.train_args)
-    timings['segmentation'] = time.time() - tic
+    seg, timings['segmentation'] = timed_stage('3/4 Semantic FPN FasterNet-T0',
+                                               SEG_CONFIG, seg_dir,
+                                               data_options(ade_root),
+                                               settings['seg_iters'],
+                                               args.train_args)
 
     banner('4/4 pictures')
     tic = time.time()

@@ -67,15 +67,8 @@ test_dataloader = val_dataloader
 
 optimizer = dict(lr=1e-3)
 optim_wrapper = dict(optimizer=optimizer)
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        power=0.9,
-        eta_min=0.0,
-        begin=0,
-        end=max_iters,
-        by_epoch=False)
-]
+# The ADE20K config's poly decay to 0, over the toy's iterations.
+param_scheduler = [dict(_base_.param_scheduler[0], end=max_iters)]
 train_cfg = dict(max_iters=max_iters, val_interval=200)
 default_hooks = dict(
     logger=dict(interval=20), checkpoint=dict(interval=200, max_keep_ckpts=1))

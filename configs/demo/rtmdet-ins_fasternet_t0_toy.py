@@ -7,8 +7,7 @@
 #   python -m mmfasternet.datasets.toy_data coco data/toy_coco
 #   python tools/train.py configs/demo/rtmdet-ins_fasternet_t0_toy.py
 _base_ = [
-    '../rtmdet-ins_fasternet_t0_8xb32-300e_coco.py', './_base_/toy_coco.py',
-    './_base_/toy_rtmdet.py'
+    '../rtmdet-ins_fasternet_t0_8xb32-300e_coco.py', './_base_/toy_rtmdet.py'
 ]
 # The inherited COCO settings' names, for readers of the config.
 data_root = _base_.toy_data_root
@@ -22,88 +21,46 @@ model = dict(
     bbox_head=dict(num_classes=_base_.toy_num_classes),
     test_cfg=dict(nms_pre=1000, max_per_img=50))
 
-# RTMDet-Ins-tiny's pipelines at the toy size.
+# RTMDet-Ins-tiny's pipelines at the toy size: masks loaded as polygons,
+# crops that recompute the boxes and may be empty, FilterAnnotations.
+load_annotations = dict(
+    type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False)
+random_crop = dict(
+    type='RandomCrop',
+    crop_size=img_scale,
+    recompute_bbox=True,
+    allow_negative_crop=True)
+filter_annotations = dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(
-        type='LoadAnnotations',
-        with_bbox=True,
-        with_mask=True,
-        poly2mask=False),
-    dict(
-        type='CachedMosaic',
-        img_scale=img_scale,
-        pad_val=114.0,
-        max_cached_images=20,
-        random_pop=False),
-    dict(
-        type='RandomResize',
-        scale=(img_scale[0] * 2, img_scale[1] * 2),
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop',
-        crop_size=img_scale,
-        recompute_bbox=True,
-        allow_negative_crop=True),
-    dict(type='YOLOXHSVRandomAug'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(
-        type='CachedMixUp',
-        img_scale=img_scale,
-        ratio_range=(1.0, 1.0),
-        max_cached_images=10,
-        random_pop=False,
-        pad_val=(114, 114, 114),
-        prob=0.5),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1)),
+    load_annotations,
+    *_base_.toy_rtmdet_mosaic,
+    random_crop,
+    *_base_.toy_rtmdet_jitter_flip_pad,
+    _base_.toy_rtmdet_mixup,
+    filter_annotations,
     dict(type='PackDetInputs')
-]
+]  # yapf: disable
+train_dataloader = dict(
+    **_base_.toy_rtmdet_train_loader,
+    dataset=dict(**_base_.toy_train_set, pipeline=train_pipeline))
 train_pipeline_stage2 = [
     dict(type='LoadImageFromFile'),
-    dict(
-        type='LoadAnnotations',
-        with_bbox=True,
-        with_mask=True,
-        poly2mask=False),
-    dict(
-        type='RandomResize',
-        scale=img_scale,
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop',
-        crop_size=img_scale,
-        recompute_bbox=True,
-        allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1)),
-    dict(type='YOLOXHSVRandomAug'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
+    load_annotations,
+    _base_.toy_rtmdet_stage2_resize,
+    random_crop,
+    filter_annotations,
+    *_base_.toy_rtmdet_jitter_flip_pad,
     dict(type='PackDetInputs')
+]  # yapf: disable
+custom_hooks = [
+    _base_.toy_rtmdet_ema_hook,
+    dict(_base_.toy_rtmdet_switch_hook, switch_pipeline=train_pipeline_stage2)
 ]
 test_pipeline = _base_.toy_rtmdet_test_pipeline
-
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    dataset=dict(**_base_.toy_train_set, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=5,
-    num_workers=2,
-    dataset=dict(**_base_.toy_val_set, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=_base_.toy_val_ann_file)
-test_evaluator = val_evaluator
+val_dataloader = test_dataloader = _base_.toy_rtmdet_val_dataloader
+val_evaluator = test_evaluator = _base_.toy_rtmdet_val_evaluator
 
 train_cfg = _base_.toy_rtmdet_train_cfg
 param_scheduler = _base_.toy_rtmdet_param_scheduler
-custom_hooks = [
-    _base_.toy_rtmdet_ema_hook,
-    dict(
-        type='PipelineSwitchHook',
-        switch_epoch=_base_.toy_rtmdet_switch_epoch,
-        switch_pipeline=train_pipeline_stage2)
-]
 default_hooks = _base_.toy_rtmdet_default_hooks

@@ -121,13 +121,10 @@ class GhostNetV2(DenseBackbone):
     Example:
         >>> import torch
         >>> from mmfasternet.models import GhostNetV2
-        >>> model = GhostNetV2(arch='1.0').eval()
-        >>> for out in model(torch.rand(1, 3, 224, 224)):
-        ...     print(tuple(out.shape))
-        (1, 24, 56, 56)
-        (1, 40, 28, 28)
-        (1, 112, 14, 14)
-        (1, 160, 7, 7)
+        >>> # Strides 8, 16 and 32, as the RTMDet configs take them.
+        >>> model = GhostNetV2(arch='1.3', out_indices=(1, 2, 3)).eval()
+        >>> [tuple(out.shape) for out in model(torch.rand(1, 3, 640, 640))]
+        [(1, 52, 80, 80), (1, 144, 40, 40), (1, 208, 20, 20)]
     """
 
     arch_settings: Dict[str, dict] = {
