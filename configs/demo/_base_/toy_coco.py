@@ -1,8 +1,9 @@
 # The toy shapes set (mmfasternet.datasets.make_toy_coco) as the toy
 # detectors of configs/demo/ read it:
 #   python -m mmfasternet.datasets.toy_data coco data/toy_coco
-# A toy config inherits this file beside its COCO config and builds its
-# dataloaders from these settings with its own pipelines:
+# A toy config inherits this file (the RTMDet ones through toy_rtmdet.py)
+# beside its COCO config and builds its dataloaders from these settings
+# with its own pipelines:
 #   train_dataloader = dict(
 #       dataset=dict(**_base_.toy_train_set, pipeline=train_pipeline))
 # The names start with toy_ because two bases may not share a key (the
