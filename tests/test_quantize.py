@@ -27,6 +27,7 @@ from mmengine.config import Config, DictAction
 from test_tools_rtmdet import toy_options
 
 from checkpoint_factory import randomize_bn
+from mmfasternet.benchmarking import int8_banner, int8_instructions
 from mmfasternet.deploy import build_backend
 from mmfasternet.deploy.float_layers import GraphNode, find_float_scope
 from tool_runner import REPO, load_script, run_tool
@@ -199,6 +200,31 @@ def test_output_layers_carry_no_quantizer(rtmdet_case):
     assert set(heads) == OUTPUT_LAYER_INPUTS
     assert not any(heads.values())
     assert quantized > 20
+
+
+def test_openvino_runs_the_quantized_convs_in_int8(rtmdet_case):
+    """OpenVINORunner's f32 precision hint leaves the INT8 IR's quantized
+    convs in int8 (compiled model's runtime precisions); only the six
+    output convs run in f32."""
+    from collections import Counter
+
+    from mmfasternet.deploy import OpenVINORunner
+    runtime = OpenVINORunner(str(rtmdet_case[2])).model.get_runtime_model()
+    precisions = Counter(
+        op.get_rt_info()['runtimePrecision'].astype(str)
+        for op in runtime.get_ordered_ops()
+        if op.get_rt_info()['layerType'].astype(str) == 'Convolution')
+    assert precisions['f32'] == len(OUTPUT_LAYER_INPUTS)
+    assert precisions['u8'] + precisions['i8'] > 20
+
+
+def test_int8_instructions():
+    """The CPU flags that name each integer dot-product instruction."""
+    assert int8_instructions(['avx2', 'avx512_vnni',
+                              'amx_int8']) == ['AMX', 'AVX512-VNNI']
+    assert int8_instructions(['avx2']) == []
+    assert int8_banner(['avx_vnni']) == 'int8 dot products: AVX-VNNI'
+    assert int8_banner([]).startswith('int8 dot products: none (no amx_int8')
 
 
 def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):
