@@ -16,7 +16,6 @@ detections to compare), calibrated on 4 train images:
 import argparse
 import contextlib
 import io
-import pickle
 import re
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config, DictAction
+from test_onnx_export import tools_test_predictions
 from test_tools_rtmdet import toy_options
 
 from checkpoint_factory import randomize_bn
@@ -97,30 +97,12 @@ def quantize_tool():
     return load_script('tools/deploy/quantize.py')
 
 
-def predictions(config: str, model_file, work_dir: Path, *extra) -> tuple:
-    """``tools/test.py --out``: bbox mAP and the pickled predictions."""
-    out = work_dir / 'predictions.pkl'
-    output = run_tool('test.py', config, str(model_file), '--work-dir',
-                      str(work_dir), '--out', str(out), *extra)
-    mean_ap = float(re.search(r'coco/bbox_mAP: ([\d.]+)', output)[1])
-    with open(out, 'rb') as f:
-        return mean_ap, pickle.load(f)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = (a[:, 2:] - a[:, :2]).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / (area[:, None] + area_b[None] - inter)
-
-
 def found_fraction(expected: dict, actual: dict, top: int = 10) -> float:
     """Of ``expected``'s ``top`` best detections, the fraction that
     ``actual`` has too (same label, IoU >= 0.5)."""
     order = expected['scores'].argsort(descending=True)[:top]
-    iou = box_iou(expected['bboxes'][order], actual['bboxes'])
+    from mmdet.structures.bbox import bbox_overlaps
+    iou = bbox_overlaps(expected['bboxes'][order], actual['bboxes'])
     same = expected['labels'][order][:, None] == actual['labels'][None]
     return float(((iou >= 0.5) & same).any(1).float().mean())
 
@@ -149,9 +131,9 @@ def test_int8_openvino_matches_pytorch_through_tools_test(
     """tools/test.py --backend openvino on the IR: mAP within 0.02 of
     PyTorch's, and most of PyTorch's best detections found again."""
     config, ckpt, xml, _ = rtmdet_case
-    map_pt, preds_pt = predictions(config, ckpt, tmp_path / 'pt')
-    map_q, preds_q = predictions(config, xml, tmp_path / 'int8', '--backend',
-                                 'openvino')
+    map_pt, preds_pt = tools_test_predictions(config, ckpt, tmp_path / 'pt')
+    map_q, preds_q = tools_test_predictions(config, xml, tmp_path / 'int8',
+                                            '--backend', 'openvino')
     assert abs(map_pt - map_q) <= 0.02
     assert len(preds_pt) == len(preds_q) == 4
     found = [
