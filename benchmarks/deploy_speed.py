@@ -316,6 +316,14 @@ def markdown(results: List[dict]) -> str:
                      f' MiB | {res["onnx_mib"]["slicing"]:.2f} MiB | '
                      f'{p["gemm (torch.mm)"]:.0f} GFLOP/s | '
                      f'{p["conv1x1 (oneDNN)"]:.0f} GFLOP/s |')
+    lines.append('')
+    lines.append('| model | INT8 / fp32 time, ONNX Runtime | OpenVINO |')
+    lines.append('|---|---|---|')
+    for res in results:
+        ratios = res.get('int8_vs_fp32', {})
+        lines.append(f'| {res["model"]} | ' + ' | '.join(
+            f'{ratios[label]:.2f}' if label in ratios else '-'
+            for label in ENGINE_LABELS.values()) + ' |')
     return '\n'.join(lines)
 
 
@@ -352,9 +360,6 @@ def main() -> None:
                                                    for k, v in top))
             results[-1]['int8_vs_fp32'] = int8_ratios(results[-1])
             print(markdown(results[-1:]), flush=True)
-            print(f'INT8 / fp32 time, {name}: ' +
-                  ', '.join(f'{k} {v:.2f}'
-                            for k, v in results[-1]['int8_vs_fp32'].items()))
     table = markdown(results)
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, 'deploy_speed' + ('_quick' * args.quick))

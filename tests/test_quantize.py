@@ -16,7 +16,6 @@ detections to compare), calibrated on 4 train images:
 import argparse
 import contextlib
 import io
-import pickle
 import re
 from pathlib import Path
 
@@ -24,9 +23,11 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config, DictAction
+from test_onnx_export import tools_test_predictions
 from test_tools_rtmdet import toy_options
 
 from checkpoint_factory import randomize_bn
+from mmfasternet.benchmarking import int8_banner, int8_instructions
 from mmfasternet.deploy import build_backend
 from mmfasternet.deploy.float_layers import GraphNode, find_float_scope
 from tool_runner import REPO, load_script, run_tool
@@ -96,30 +97,12 @@ def quantize_tool():
     return load_script('tools/deploy/quantize.py')
 
 
-def predictions(config: str, model_file, work_dir: Path, *extra) -> tuple:
-    """``tools/test.py --out``: bbox mAP and the pickled predictions."""
-    out = work_dir / 'predictions.pkl'
-    output = run_tool('test.py', config, str(model_file), '--work-dir',
-                      str(work_dir), '--out', str(out), *extra)
-    mean_ap = float(re.search(r'coco/bbox_mAP: ([\d.]+)', output)[1])
-    with open(out, 'rb') as f:
-        return mean_ap, pickle.load(f)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = (a[:, 2:] - a[:, :2]).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / (area[:, None] + area_b[None] - inter)
-
-
 def found_fraction(expected: dict, actual: dict, top: int = 10) -> float:
     """Of ``expected``'s ``top`` best detections, the fraction that
     ``actual`` has too (same label, IoU >= 0.5)."""
     order = expected['scores'].argsort(descending=True)[:top]
-    iou = box_iou(expected['bboxes'][order], actual['bboxes'])
+    from mmdet.structures.bbox import bbox_overlaps
+    iou = bbox_overlaps(expected['bboxes'][order], actual['bboxes'])
     same = expected['labels'][order][:, None] == actual['labels'][None]
     return float(((iou >= 0.5) & same).any(1).float().mean())
 
@@ -148,9 +131,9 @@ def test_int8_openvino_matches_pytorch_through_tools_test(
     """tools/test.py --backend openvino on the IR: mAP within 0.02 of
     PyTorch's, and most of PyTorch's best detections found again."""
     config, ckpt, xml, _ = rtmdet_case
-    map_pt, preds_pt = predictions(config, ckpt, tmp_path / 'pt')
-    map_q, preds_q = predictions(config, xml, tmp_path / 'int8', '--backend',
-                                 'openvino')
+    map_pt, preds_pt = tools_test_predictions(config, ckpt, tmp_path / 'pt')
+    map_q, preds_q = tools_test_predictions(config, xml, tmp_path / 'int8',
+                                            '--backend', 'openvino')
     assert abs(map_pt - map_q) <= 0.02
     assert len(preds_pt) == len(preds_q) == 4
     found = [
@@ -199,6 +182,31 @@ def test_output_layers_carry_no_quantizer(rtmdet_case):
     assert set(heads) == OUTPUT_LAYER_INPUTS
     assert not any(heads.values())
     assert quantized > 20
+
+
+def test_openvino_runs_the_quantized_convs_in_int8(rtmdet_case):
+    """OpenVINORunner's f32 precision hint leaves the INT8 IR's quantized
+    convs in int8 (compiled model's runtime precisions); only the six
+    output convs run in f32."""
+    from collections import Counter
+
+    from mmfasternet.deploy import OpenVINORunner
+    runtime = OpenVINORunner(str(rtmdet_case[2])).model.get_runtime_model()
+    precisions = Counter(
+        op.get_rt_info()['runtimePrecision'].astype(str)
+        for op in runtime.get_ordered_ops()
+        if op.get_rt_info()['layerType'].astype(str) == 'Convolution')
+    assert precisions['f32'] == len(OUTPUT_LAYER_INPUTS)
+    assert precisions['u8'] + precisions['i8'] > 20
+
+
+def test_int8_instructions():
+    """The CPU flags that name each integer dot-product instruction."""
+    assert int8_instructions(['avx2', 'avx512_vnni',
+                              'amx_int8']) == ['AMX', 'AVX512-VNNI']
+    assert int8_instructions(['avx2']) == []
+    assert int8_banner(['avx_vnni']) == 'int8 dot products: AVX-VNNI'
+    assert int8_banner([]).startswith('int8 dot products: none (no amx_int8')
 
 
 def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):

@@ -12,6 +12,7 @@ from mmengine.logging import print_log
 from ..benchmarking import build_random_model
 from ..checkpoint_loading import (UnreadableCheckpointError,
                                   UnsafeCheckpointError)
+from ..inference import switch_fasternet_to_deploy
 from .export_modes import (END2END_MODE, ExportError, end2end_supported,
                            size_divisor)
 from .loading import load_export_checkpoint
@@ -76,6 +77,17 @@ def build_model(cfg: Config, checkpoint=None, trust: bool = False):
         load_export_checkpoint(model, checkpoint, trust)
     else:
         print_log('no checkpoint: exporting random weights', logger='current')
+    return model
+
+
+def build_tool_model(cfg: Config, args: argparse.Namespace) -> nn.Module:
+    """:func:`build_model` with the tool's ``checkpoint`` and
+    ``trust_checkpoint``, switched to deploy mode with ``args.deploy``
+    (raises one of :data:`MODEL_ERRORS`)."""
+    model = build_model(cfg, args.checkpoint, args.trust_checkpoint)
+    if args.deploy:
+        switched = switch_fasternet_to_deploy(model)
+        print(f'deploy mode: {switched} FasterNet backbone(s) switched')
     return model
 
 

@@ -49,9 +49,8 @@ from mmfasternet.deploy import (END2END_MODE, FEATURE_MODE, ExportError,
                                 compare_on_images, end2end_supported,
                                 export_onnx)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
-                                             build_model, default_shape, fail,
-                                             load_config, shape_problem)
-from mmfasternet.inference import switch_fasternet_to_deploy
+                                             build_tool_model, default_shape,
+                                             fail, load_config, shape_problem)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -196,12 +195,9 @@ def main(argv=None) -> int:
     if args.pconv_forward:
         cfg.model.backbone.pconv_forward = args.pconv_forward
     try:
-        model = build_model(cfg, args.checkpoint, args.trust_checkpoint)
+        model = build_tool_model(cfg, args)
     except MODEL_ERRORS as exc:
         return fail(exc)
-    if args.deploy:
-        switched = switch_fasternet_to_deploy(model)
-        print(f'deploy mode: {switched} FasterNet backbone(s) switched')
     mode = args.mode
     if mode == 'auto':
         mode = END2END_MODE if end2end_supported(model) else FEATURE_MODE

@@ -47,10 +47,9 @@ from mmfasternet.deploy.model_files import OPENVINO_IR
 from mmfasternet.deploy.quantization import (PRESETS, QuantizationError,
                                              output_kind, quantize_model_file)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
-                                             build_model, default_shape,
+                                             build_tool_model, default_shape,
                                              end2end_problem, fail,
                                              load_config, shape_problem)
-from mmfasternet.inference import switch_fasternet_to_deploy
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -130,12 +129,9 @@ def main(argv=None) -> int:
         return fail(exc)
     cfg = load_config(args)
     try:
-        model = build_model(cfg, args.checkpoint, args.trust_checkpoint)
+        model = build_tool_model(cfg, args)
     except MODEL_ERRORS as exc:
         return fail(exc)
-    if args.deploy:
-        switched = switch_fasternet_to_deploy(model)
-        print(f'deploy mode: {switched} FasterNet backbone(s) switched')
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
     problem = end2end_problem(model) or shape_problem(model, shape)
     if problem:
