@@ -16,7 +16,7 @@ The output layers and what follows them stay in float
 (:mod:`.float_layers`), and the end-to-end metadata is carried over (ONNX
 ``metadata_props``, IR ``rt_info``).
 """
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -71,18 +71,14 @@ def output_kind(out_file: str) -> str:
         '(.onnx)')
 
 
-def float_scope_of(onnx_file: str, kind: str) -> FloatScope:
-    """The float scope of ``onnx_file`` with the node names of the model
-    that NNCF quantizes for ``kind`` (OpenVINO renames nodes)."""
-    return find_float_scope(*_graph_of(_load(onnx_file, kind), kind))
-
-
 def quantize_model_file(onnx_file: str,
                         out_file: str,
                         calibration,
                         preset: str = 'mixed',
                         keep_float: str = 'output_layers',
-                        log: Callable[[str], None] = print) -> QuantizedFile:
+                        extra_float: Sequence[str] = (),
+                        log: Callable[[str], None] = print,
+                        **nncf_options) -> QuantizedFile:
     """Quantize an fp32 ONNX file to INT8 with NNCF.
 
     Args:
@@ -95,8 +91,12 @@ def quantize_model_file(onnx_file: str,
             tail after them stay in float (:mod:`.float_layers`);
             ``'tail'``: the tail only; ``'nothing'``. Default:
             'output_layers'.
+        extra_float (Sequence[str]): More node names to keep in float.
+            Default: ().
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
+        **nncf_options: More arguments of ``nncf.quantize``
+            (``fast_bias_correction``, ``advanced_parameters``, ...).
 
     Returns:
         QuantizedFile: The file written, its float scope and quantizer
@@ -117,6 +117,7 @@ def quantize_model_file(onnx_file: str,
     if keep_float != 'nothing':
         _report_scope(scope, keep_float == 'output_layers', log)
         names = layer_names(scope, keep_float == 'output_layers')
+    names += list(extra_float)
     input_names = _input_names(model, kind)
     quantized = nncf.quantize(
         model,
@@ -127,7 +128,8 @@ def quantize_model_file(onnx_file: str,
         # NNCF's graph leaves some tail nodes out (constant-only Casts):
         # a name it lacks is not an error. tests/test_quantize.py checks
         # that the output layers did stay unquantized.
-        ignored_scope=nncf.IgnoredScope(names=names, validate=False))
+        ignored_scope=nncf.IgnoredScope(names=names, validate=False),
+        **nncf_options)
     if kind == OPENVINO_IR:
         import openvino as ov
         set_ir_metadata(quantized, metadata)

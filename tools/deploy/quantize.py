@@ -78,6 +78,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='NNCF preset: mixed (asymmetric activations, default) or '
         'performance (symmetric)')
     parser.add_argument(
+        '--bias-correction',
+        choices=['full', 'fast'],
+        default='full',
+        help='NNCF\'s bias correction after quantizing: full (each layer\'s '
+        'bias re-fitted on its quantized inputs, default: better toy mAP) or '
+        'fast (from the float statistics, quicker)')
+    parser.add_argument(
         '--quantize-head-outputs',
         action='store_true',
         help='also quantize the layers that produce the outputs (kept in '
@@ -102,7 +109,8 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
         args.out,
         calibration,
         preset=args.preset,
-        keep_float='tail' if args.quantize_head_outputs else 'output_layers')
+        keep_float='tail' if args.quantize_head_outputs else 'output_layers',
+        fast_bias_correction=args.bias_correction == 'fast')
     seconds = time.time() - start
     engine = 'openvino' if result.kind == OPENVINO_IR else 'onnxruntime'
     outputs = build_backend(engine, args.out)(calibration.first())
@@ -115,6 +123,7 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
           f'{len(outputs[0])} detections')
     print(f'quantized {args.out} ({size_mb:.2f} MiB, {seconds:.1f} s): '
           f'input 1x3x{shape[0]}x{shape[1]}, preset {args.preset}, '
+          f'{args.bias_correction} bias correction, '
           f'{result.quantizers} quantizers, {kept} output layers and '
           f'{len(result.scope.tail)} tail nodes in float, calibrated on '
           f'{len(calibration)} {args.calib_split} images')
