@@ -32,6 +32,10 @@ PRESETS = ('mixed', 'performance')
 OUTPUT_KINDS = {'.xml': OPENVINO_IR, '.onnx': ONNX}
 #: The node type that marks a quantized tensor in each kind.
 QUANTIZER_TYPES = {OPENVINO_IR: 'FakeQuantize', ONNX: 'QuantizeLinear'}
+#: How activation ranges are set: NNCF's default (the mean over the
+#: calibration images of each image's min and max) or the range that
+#: minimises the quantization error on a histogram of the values.
+ACTIVATION_RANGES = ('mean_minmax', 'histogram')
 #: What stays in float: the output layers and the tail after them (the
 #: default), the tail only (``--quantize-head-outputs``), or nothing (a
 #: backbone's features, for speed).
@@ -76,9 +80,10 @@ def quantize_model_file(onnx_file: str,
                         calibration,
                         preset: str = 'mixed',
                         keep_float: str = 'output_layers',
+                        activation_ranges: str = 'histogram',
+                        fast_bias_correction: bool = False,
                         extra_float: Sequence[str] = (),
-                        log: Callable[[str], None] = print,
-                        **nncf_options) -> QuantizedFile:
+                        log: Callable[[str], None] = print) -> QuantizedFile:
     """Quantize an fp32 ONNX file to INT8 with NNCF.
 
     Args:
@@ -91,12 +96,15 @@ def quantize_model_file(onnx_file: str,
             tail after them stay in float (:mod:`.float_layers`);
             ``'tail'``: the tail only; ``'nothing'``. Default:
             'output_layers'.
+        activation_ranges (str): ``'histogram'`` or ``'mean_minmax'``
+            (:data:`ACTIVATION_RANGES`). Default: 'histogram'.
+        fast_bias_correction (bool): NNCF's fast bias correction (from
+            the float statistics) instead of the full one (each layer's
+            bias re-fitted on its quantized inputs). Default: False.
         extra_float (Sequence[str]): More node names to keep in float.
             Default: ().
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
-        **nncf_options: More arguments of ``nncf.quantize``
-            (``fast_bias_correction``, ``advanced_parameters``, ...).
 
     Returns:
         QuantizedFile: The file written, its float scope and quantizer
@@ -107,7 +115,8 @@ def quantize_model_file(onnx_file: str,
     """
     import nncf
     kind = output_kind(out_file)
-    for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT)):
+    for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT),
+                           (activation_ranges, ACTIVATION_RANGES)):
         if value not in allowed:
             raise QuantizationError(f'{value!r} is not one of {allowed}')
     metadata = read_model_file(onnx_file).metadata
@@ -129,7 +138,8 @@ def quantize_model_file(onnx_file: str,
         # a name it lacks is not an error. tests/test_quantize.py checks
         # that the output layers did stay unquantized.
         ignored_scope=nncf.IgnoredScope(names=names, validate=False),
-        **nncf_options)
+        fast_bias_correction=fast_bias_correction,
+        advanced_parameters=_advanced_parameters(activation_ranges))
     if kind == OPENVINO_IR:
         import openvino as ov
         set_ir_metadata(quantized, metadata)
@@ -145,6 +155,18 @@ def quantize_model_file(onnx_file: str,
         count = sum(node.op_type == QUANTIZER_TYPES[kind]
                     for node in quantized.graph.node)
     return QuantizedFile(out_file, kind, scope, keep_float, names, count)
+
+
+def _advanced_parameters(activation_ranges: str):
+    """NNCF's advanced parameters for ``activation_ranges``."""
+    from nncf.quantization.advanced_parameters import \
+        AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+    if activation_ranges == 'mean_minmax':
+        return AdvancedQuantizationParameters()
+    return AdvancedQuantizationParameters(
+        activations_range_estimator_params=RangeEstimatorParametersSet.
+        HISTOGRAM)
 
 
 def _load(onnx_file: str, kind: str):
