@@ -50,6 +50,8 @@ class QuantizedFile(NamedTuple):
     """What :func:`quantize_model_file` wrote."""
     path: str
     kind: str
+    #: NNCF's bias correction: ``'full'`` or ``'fast'``.
+    bias_correction: str
     #: The output layers and the tail after them.
     scope: FloatScope
     #: Which of them stayed in float (one of :data:`KEEP_FLOAT`).
@@ -81,7 +83,7 @@ def quantize_model_file(onnx_file: str,
                         preset: str = 'mixed',
                         keep_float: str = 'output_layers',
                         activation_ranges: str = 'histogram',
-                        fast_bias_correction: bool = False,
+                        fast_bias_correction: Optional[bool] = None,
                         extra_float: Sequence[str] = (),
                         log: Callable[[str], None] = print) -> QuantizedFile:
     """Quantize an fp32 ONNX file to INT8 with NNCF.
@@ -98,9 +100,12 @@ def quantize_model_file(onnx_file: str,
             'output_layers'.
         activation_ranges (str): ``'histogram'`` or ``'mean_minmax'``
             (:data:`ACTIVATION_RANGES`). Default: 'histogram'.
-        fast_bias_correction (bool): NNCF's fast bias correction (from
-            the float statistics) instead of the full one (each layer's
-            bias re-fitted on its quantized inputs). Default: False.
+        fast_bias_correction (bool, optional): NNCF's fast bias
+            correction (from the float statistics) instead of the full one
+            (each layer's bias re-fitted on its quantized inputs). Default:
+            full for an OpenVINO IR, fast for ONNX (NNCF 3.4's full bias
+            correction on ONNX fails on RTMDet-Ins: its subgraphs
+            redefine a tensor, which ONNX Runtime refuses).
         extra_float (Sequence[str]): More node names to keep in float.
             Default: ().
         log (Callable[[str], None]): Where the layers kept in float are
@@ -127,6 +132,8 @@ def quantize_model_file(onnx_file: str,
         _report_scope(scope, keep_float == 'output_layers', log)
         names = layer_names(scope, keep_float == 'output_layers')
     names += list(extra_float)
+    if fast_bias_correction is None:
+        fast_bias_correction = kind == ONNX
     input_names = _input_names(model, kind)
     quantized = nncf.quantize(
         model,
@@ -154,7 +161,9 @@ def quantize_model_file(onnx_file: str,
             add_onnx_metadata(out_file, metadata)
         count = sum(node.op_type == QUANTIZER_TYPES[kind]
                     for node in quantized.graph.node)
-    return QuantizedFile(out_file, kind, scope, keep_float, names, count)
+    return QuantizedFile(out_file, kind,
+                         'fast' if fast_bias_correction else 'full', scope,
+                         keep_float, names, count)
 
 
 def _advanced_parameters(activation_ranges: str):

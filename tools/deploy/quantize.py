@@ -89,10 +89,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--bias-correction',
         choices=['full', 'fast'],
-        default='full',
         help='NNCF\'s bias correction after quantizing: full (each layer\'s '
-        'bias re-fitted on its quantized inputs, default: better toy mAP) or '
-        'fast (from the float statistics, quicker)')
+        'bias re-fitted on its quantized inputs; better toy mAP) or fast '
+        '(from the float statistics, quicker). Default: full for .xml, fast '
+        'for .onnx (NNCF\'s full one fails on some ONNX graphs)')
     parser.add_argument(
         '--quantize-head-outputs',
         action='store_true',
@@ -120,7 +120,8 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
         preset=args.preset,
         keep_float='tail' if args.quantize_head_outputs else 'output_layers',
         activation_ranges=args.activation_ranges,
-        fast_bias_correction=args.bias_correction == 'fast')
+        fast_bias_correction=None
+        if args.bias_correction is None else args.bias_correction == 'fast')
     seconds = time.time() - start
     engine = 'openvino' if result.kind == OPENVINO_IR else 'onnxruntime'
     outputs = build_backend(engine, args.out)(calibration.first())
@@ -133,7 +134,7 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
           f'{len(outputs[0])} detections')
     print(f'quantized {args.out} ({size_mb:.2f} MiB, {seconds:.1f} s): '
           f'input 1x3x{shape[0]}x{shape[1]}, preset {args.preset}, '
-          f'{args.activation_ranges} ranges, {args.bias_correction} bias '
+          f'{args.activation_ranges} ranges, {result.bias_correction} bias '
           'correction, '
           f'{result.quantizers} quantizers, {kept} output layers and '
           f'{len(result.scope.tail)} tail nodes in float, calibrated on '
