@@ -16,7 +16,7 @@ The output layers and what follows them stay in float
 (:mod:`.float_layers`), and the end-to-end metadata is carried over (ONNX
 ``metadata_props``, IR ``rt_info``).
 """
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,10 @@ PRESETS = ('mixed', 'performance')
 OUTPUT_KINDS = {'.xml': OPENVINO_IR, '.onnx': ONNX}
 #: The node type that marks a quantized tensor in each kind.
 QUANTIZER_TYPES = {OPENVINO_IR: 'FakeQuantize', ONNX: 'QuantizeLinear'}
+#: How activation ranges are set: NNCF's default (the mean over the
+#: calibration images of each image's min and max) or the range that
+#: minimises the quantization error on a histogram of the values.
+ACTIVATION_RANGES = ('mean_minmax', 'histogram')
 #: What stays in float: the output layers and the tail after them (the
 #: default), the tail only (``--quantize-head-outputs``), or nothing (a
 #: backbone's features, for speed).
@@ -46,6 +50,8 @@ class QuantizedFile(NamedTuple):
     """What :func:`quantize_model_file` wrote."""
     path: str
     kind: str
+    #: NNCF's bias correction: ``'full'`` or ``'fast'``.
+    bias_correction: str
     #: The output layers and the tail after them.
     scope: FloatScope
     #: Which of them stayed in float (one of :data:`KEEP_FLOAT`).
@@ -71,17 +77,14 @@ def output_kind(out_file: str) -> str:
         '(.onnx)')
 
 
-def float_scope_of(onnx_file: str, kind: str) -> FloatScope:
-    """The float scope of ``onnx_file`` with the node names of the model
-    that NNCF quantizes for ``kind`` (OpenVINO renames nodes)."""
-    return find_float_scope(*_graph_of(_load(onnx_file, kind), kind))
-
-
 def quantize_model_file(onnx_file: str,
                         out_file: str,
                         calibration,
                         preset: str = 'mixed',
                         keep_float: str = 'output_layers',
+                        activation_ranges: str = 'histogram',
+                        fast_bias_correction: Optional[bool] = None,
+                        extra_float: Sequence[str] = (),
                         log: Callable[[str], None] = print) -> QuantizedFile:
     """Quantize an fp32 ONNX file to INT8 with NNCF.
 
@@ -95,6 +98,16 @@ def quantize_model_file(onnx_file: str,
             tail after them stay in float (:mod:`.float_layers`);
             ``'tail'``: the tail only; ``'nothing'``. Default:
             'output_layers'.
+        activation_ranges (str): ``'histogram'`` or ``'mean_minmax'``
+            (:data:`ACTIVATION_RANGES`). Default: 'histogram'.
+        fast_bias_correction (bool, optional): NNCF's fast bias
+            correction (from the float statistics) instead of the full one
+            (each layer's bias re-fitted on its quantized inputs). Default:
+            full for an OpenVINO IR, fast for ONNX (NNCF 3.4's full bias
+            correction on ONNX fails on RTMDet-Ins: its subgraphs
+            redefine a tensor, which ONNX Runtime refuses).
+        extra_float (Sequence[str]): More node names to keep in float.
+            Default: ().
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
 
@@ -107,7 +120,8 @@ def quantize_model_file(onnx_file: str,
     """
     import nncf
     kind = output_kind(out_file)
-    for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT)):
+    for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT),
+                           (activation_ranges, ACTIVATION_RANGES)):
         if value not in allowed:
             raise QuantizationError(f'{value!r} is not one of {allowed}')
     metadata = read_model_file(onnx_file).metadata
@@ -117,6 +131,9 @@ def quantize_model_file(onnx_file: str,
     if keep_float != 'nothing':
         _report_scope(scope, keep_float == 'output_layers', log)
         names = layer_names(scope, keep_float == 'output_layers')
+    names += list(extra_float)
+    if fast_bias_correction is None:
+        fast_bias_correction = kind == ONNX
     input_names = _input_names(model, kind)
     quantized = nncf.quantize(
         model,
@@ -127,7 +144,9 @@ def quantize_model_file(onnx_file: str,
         # NNCF's graph leaves some tail nodes out (constant-only Casts):
         # a name it lacks is not an error. tests/test_quantize.py checks
         # that the output layers did stay unquantized.
-        ignored_scope=nncf.IgnoredScope(names=names, validate=False))
+        ignored_scope=nncf.IgnoredScope(names=names, validate=False),
+        fast_bias_correction=fast_bias_correction,
+        advanced_parameters=_advanced_parameters(activation_ranges))
     if kind == OPENVINO_IR:
         import openvino as ov
         set_ir_metadata(quantized, metadata)
@@ -142,7 +161,21 @@ def quantize_model_file(onnx_file: str,
             add_onnx_metadata(out_file, metadata)
         count = sum(node.op_type == QUANTIZER_TYPES[kind]
                     for node in quantized.graph.node)
-    return QuantizedFile(out_file, kind, scope, keep_float, names, count)
+    return QuantizedFile(out_file, kind,
+                         'fast' if fast_bias_correction else 'full', scope,
+                         keep_float, names, count)
+
+
+def _advanced_parameters(activation_ranges: str):
+    """NNCF's advanced parameters for ``activation_ranges``."""
+    from nncf.quantization.advanced_parameters import \
+        AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+    if activation_ranges == 'mean_minmax':
+        return AdvancedQuantizationParameters()
+    return AdvancedQuantizationParameters(
+        activations_range_estimator_params=RangeEstimatorParametersSet.
+        HISTOGRAM)
 
 
 def _load(onnx_file: str, kind: str):

@@ -44,8 +44,9 @@ from mmfasternet.deploy import END2END_MODE, build_backend, export_onnx
 from mmfasternet.deploy.calibration import (SPLITS, CalibrationError,
                                             CalibrationSet)
 from mmfasternet.deploy.model_files import OPENVINO_IR
-from mmfasternet.deploy.quantization import (PRESETS, QuantizationError,
-                                             output_kind, quantize_model_file)
+from mmfasternet.deploy.quantization import (ACTIVATION_RANGES, PRESETS,
+                                             QuantizationError, output_kind,
+                                             quantize_model_file)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
                                              build_tool_model, default_shape,
                                              end2end_problem, fail,
@@ -78,6 +79,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='NNCF preset: mixed (asymmetric activations, default) or '
         'performance (symmetric)')
     parser.add_argument(
+        '--activation-ranges',
+        choices=ACTIVATION_RANGES,
+        default='histogram',
+        help='histogram: the range that minimises the quantization error on '
+        'a histogram of each activation (default: better toy mAP); '
+        'mean_minmax: NNCF\'s default, the mean of each image\'s min and '
+        'max')
+    parser.add_argument(
+        '--bias-correction',
+        choices=['full', 'fast'],
+        help='NNCF\'s bias correction after quantizing: full (each layer\'s '
+        'bias re-fitted on its quantized inputs; better toy mAP) or fast '
+        '(from the float statistics, quicker). Default: full for .xml, fast '
+        'for .onnx (NNCF\'s full one fails on some ONNX graphs)')
+    parser.add_argument(
         '--quantize-head-outputs',
         action='store_true',
         help='also quantize the layers that produce the outputs (kept in '
@@ -102,7 +118,10 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
         args.out,
         calibration,
         preset=args.preset,
-        keep_float='tail' if args.quantize_head_outputs else 'output_layers')
+        keep_float='tail' if args.quantize_head_outputs else 'output_layers',
+        activation_ranges=args.activation_ranges,
+        fast_bias_correction=None
+        if args.bias_correction is None else args.bias_correction == 'fast')
     seconds = time.time() - start
     engine = 'openvino' if result.kind == OPENVINO_IR else 'onnxruntime'
     outputs = build_backend(engine, args.out)(calibration.first())
@@ -115,6 +134,8 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
           f'{len(outputs[0])} detections')
     print(f'quantized {args.out} ({size_mb:.2f} MiB, {seconds:.1f} s): '
           f'input 1x3x{shape[0]}x{shape[1]}, preset {args.preset}, '
+          f'{args.activation_ranges} ranges, {result.bias_correction} bias '
+          'correction, '
           f'{result.quantizers} quantizers, {kept} output layers and '
           f'{len(result.scope.tail)} tail nodes in float, calibrated on '
           f'{len(calibration)} {args.calib_split} images')
