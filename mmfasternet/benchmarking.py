@@ -372,9 +372,8 @@ def cpu_banner() -> str:
 def int8_instructions(flags: Optional[Sequence[str]] = None) -> List[str]:
     """The CPU's integer dot-product instructions, fastest first.
 
-    INT8 convolutions and matrix products run on these (oneDNN, used by
-    OpenVINO and ONNX Runtime); without any, INT8 kernels fall back to
-    plain multiply-adds and gain little over fp32.
+    The INT8 convolutions and matrix products of OpenVINO and ONNX
+    Runtime are built on these where the CPU has them.
 
     Args:
         flags (Sequence[str], optional): ISA flags. Default: this CPU's

@@ -16,6 +16,7 @@ detections to compare), calibrated on 4 train images:
 import argparse
 import contextlib
 import io
+import json
 import re
 from pathlib import Path
 
@@ -268,14 +269,28 @@ def test_float_scope_walk():
 
 
 def test_bad_calibration_is_refused(rtmdet_case, tmp_path, capsys):
-    """No calibration image, and images larger than the graph: exit code
-    1 and one error line each, before any export."""
+    """No calibration image (``--calib-size 0``, an annotation file without
+    images), and images larger than the graph: exit code 1 and one error
+    line each, before any export."""
     config, ckpt = rtmdet_case[:2]
     out = str(tmp_path / 'x.xml')
+    empty = tmp_path / 'empty.json'
+    empty.write_text(
+        json.dumps(
+            dict(
+                images=[],
+                annotations=[],
+                categories=[
+                    dict(id=i, name=n)
+                    for i, n in enumerate(('square', 'circle', 'triangle'))
+                ])))
     tool = quantize_tool()
     for extra, expected in (
         (('--calib-size', '0'), r'error: the calibration set is empty '
          r'\(--calib-size 0\)'),
+        (('--cfg-options', f'train_dataloader.dataset.ann_file={empty}'),
+         r'error: the calibration set is empty: the train_dataloader\'s '
+         r'dataset has no image'),
         (('--shape', '64', '64', *CALIB),
          r'error: calibration image \S+\.jpg is 128x128 after the test '
          r'pipeline and data preprocessor, larger than the graph\'s 64x64 '

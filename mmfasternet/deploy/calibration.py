@@ -127,4 +127,6 @@ def _build_loader(cfg, split: str):
         dataset = dataset['dataset']  # a dataset wrapper's
     dataset['pipeline'] = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
     dataset['test_mode'] = True  # keep images without annotations too
+    # One process reads it: no need to serialize (which fails when empty).
+    dataset['serialize_data'] = False
     return Runner.build_dataloader(loader)

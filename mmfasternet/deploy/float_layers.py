@@ -8,8 +8,8 @@ walk stops are the *output layers*: RTMDet's ``rtm_cls`` / ``rtm_reg``
 (and ``rtm_kernel`` and the mask features' projection), Mask R-CNN's RPN
 convs, ``fc_cls`` / ``fc_reg`` and the mask head's ``conv_logits``. Their
 outputs reach the detections through arithmetic alone, so an INT8 rounding
-there moves boxes, scores and mask edges directly; on the toy Mask R-CNN,
-quantizing them cost 0.087 bbox and 0.146 segm mAP with OpenVINO.
+there moves boxes, scores and mask edges directly, with no later layer to
+absorb it (docs/int8.md has what quantizing them costs on the toy set).
 
 The walk does not enter the feature input of RoIAlign (the FPN maps feed
 the RoI heads' layers, not the outputs directly), only its boxes.

@@ -16,7 +16,7 @@ The output layers and what follows them stay in float
 (:mod:`.float_layers`), and the end-to-end metadata is carried over (ONNX
 ``metadata_props``, IR ``rt_info``).
 """
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -84,7 +84,6 @@ def quantize_model_file(onnx_file: str,
                         keep_float: str = 'output_layers',
                         activation_ranges: str = 'histogram',
                         fast_bias_correction: Optional[bool] = None,
-                        extra_float: Sequence[str] = (),
                         log: Callable[[str], None] = print) -> QuantizedFile:
     """Quantize an fp32 ONNX file to INT8 with NNCF.
 
@@ -106,8 +105,6 @@ def quantize_model_file(onnx_file: str,
             full for an OpenVINO IR, fast for ONNX (NNCF 3.4's full bias
             correction on ONNX fails on RTMDet-Ins: its subgraphs
             redefine a tensor, which ONNX Runtime refuses).
-        extra_float (Sequence[str]): More node names to keep in float.
-            Default: ().
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
 
@@ -131,7 +128,6 @@ def quantize_model_file(onnx_file: str,
     if keep_float != 'nothing':
         _report_scope(scope, keep_float == 'output_layers', log)
         names = layer_names(scope, keep_float == 'output_layers')
-    names += list(extra_float)
     if fast_bias_correction is None:
         fast_bias_correction = kind == ONNX
     input_names = _input_names(model, kind)
