@@ -14,8 +14,9 @@ OpenVINO on the ONNX file of the eager model (``pconv_forward='split_cat'``),
 and both engines again on the file exported with ``pconv_forward='slicing'``
 (the official code's PConv), and, for S, T0 at 640x640 and RTMDet-T0,
 both engines on the INT8 version of the
-split_cat file (NNCF post-training quantization, ``mixed`` preset:
-OpenVINO IR with FakeQuantize, QDQ ONNX for ONNX Runtime; RTMDet's
+split_cat file (as ``tools/deploy/quantize.py`` quantizes, ``mixed``
+preset: OpenVINO IR with FakeQuantize by NNCF, QDQ ONNX for ONNX Runtime
+by ONNX Runtime's static quantizer; RTMDet's
 output convs kept in float as ``tools/deploy/quantize.py`` keeps them,
 the backbones quantized whole). INT8 is calibrated on random inputs:
 enough to time it, not to judge its accuracy (see docs/int8.md for
@@ -188,14 +189,15 @@ def int8_runners(name: str, onnx_file: str, shape) -> Dict[str, object]:
     runners = {}
     for engine, suffix in (('ort', '.onnx'), ('openvino', '.xml')):
         out = onnx_file[:-len('.onnx')] + f'_int8{suffix}'
-        # The quicker calibration options: speed does not depend on them.
+        # The quicker calibration options: speed does not depend on them
+        # (bias correction is NNCF's, the IR's only).
         quantize_model_file(
             onnx_file,
             out,
             calibration,
             keep_float=keep_float,
             activation_ranges='mean_minmax',
-            fast_bias_correction=True)
+            fast_bias_correction=True if suffix == '.xml' else None)
         runners[f'{ENGINE_LABELS[engine]} INT8'] = build_backend(
             'onnxruntime' if engine == 'ort' else 'openvino', out)
     return runners

@@ -1,4 +1,5 @@
-"""INT8 post-training quantization (tools/deploy/quantize.py, NNCF).
+"""INT8 post-training quantization (tools/deploy/quantize.py: NNCF for
+an IR, ONNX Runtime's quantizer for QDQ ONNX).
 
 The toy RTMDet-T0 at 128x128 on the fixture's toy set, random weights
 with random BN statistics and ``score_thr`` 0 (so that every image has
@@ -8,7 +9,8 @@ detections to compare), calibrated on 4 train images:
   mAP is within 0.02 of PyTorch's and most of PyTorch's best detections
   are found again (same label, IoU >= 0.5), image by image; and through
   ``demo/image_demo.py --backend openvino``;
-* the QDQ ONNX file runs in ONNX Runtime and OpenVINO;
+* the QDQ ONNX file runs in ONNX Runtime and OpenVINO, its output convs
+  with float weights;
 * the layers that produce the outputs are found, kept in float and carry
   no quantizer in either file;
 * bad input ends a tool with one ``error:`` line.
@@ -211,8 +213,10 @@ def test_int8_instructions():
 
 
 def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):
-    """--out .onnx writes a QDQ file with the output convs unquantized;
-    ONNX Runtime and OpenVINO both run it to the same detections count."""
+    """--out .onnx writes a QDQ file (ONNX Runtime's quantizer) with the
+    output convs' weights unquantized; ONNX Runtime and OpenVINO both run
+    it to the same detections count; --bias-correction (NNCF's) is
+    refused for it."""
     import onnx
     config, ckpt = rtmdet_case[:2]
     out = tmp_path / 'rtmdet_int8.onnx'
@@ -229,8 +233,8 @@ def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):
     convs = [n for n in model.graph.node if n.op_type == 'Conv']
     heads = [n for n in convs if re.search(r'rtm_(cls|reg)\.\d', n.name)]
     assert len(heads) == len(OUTPUT_LAYER_INPUTS)
-    assert not any(set(n.input) & dequantized for n in heads)
-    assert sum(bool(set(n.input) & dequantized) for n in convs) > 20
+    assert not any(set(n.input[1:]) & dequantized for n in heads)
+    assert sum(n.input[1] in dequantized for n in convs) > 20
     inputs = [
         np.random.default_rng(0).normal(size=(1, 3, 128,
                                               128)).astype(np.float32),
@@ -242,6 +246,14 @@ def test_qdq_onnx_runs_on_both_engines(rtmdet_case, tmp_path, capsys):
         for b in ('onnxruntime', 'openvino')
     }
     assert counts['onnxruntime'] == counts['openvino'] > 0
+    assert quantize_tool().main([
+        config,
+        str(ckpt), '--out',
+        str(tmp_path / 'x.onnx'), '--bias-correction', 'full'
+    ]) == 1
+    assert capsys.readouterr().err.strip() == (
+        'error: bias correction is NNCF\'s (--out x.xml); ONNX Runtime\'s '
+        'quantizer (--out x.onnx) has none')
 
 
 def test_float_scope_walk():

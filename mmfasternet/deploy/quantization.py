@@ -1,4 +1,4 @@
-"""Post-training INT8 quantization of an end-to-end file with NNCF.
+"""Post-training INT8 quantization of an end-to-end file.
 
 :func:`quantize_model_file` takes the fp32 file of
 :func:`~mmfasternet.deploy.export_onnx` and a calibration set
@@ -8,15 +8,19 @@ suffix:
 * ``.xml``: an OpenVINO IR (``openvino.convert_model`` of the file,
   ``nncf.quantize`` on the ``openvino.Model``: FakeQuantize nodes, which
   OpenVINO's CPU plugin runs as int8 kernels), weights kept in fp32;
-* ``.onnx``: a QDQ ONNX file (``nncf.quantize`` on the ``onnx.ModelProto``:
-  QuantizeLinear / DequantizeLinear pairs, which ONNX Runtime fuses into
-  int8 kernels; OpenVINO runs it too).
+* ``.onnx``: a QDQ ONNX file by ONNX Runtime's own static quantizer
+  (``onnxruntime.quantization.quantize_static``, per-channel int8 weights,
+  uint8 activations): QuantizeLinear / DequantizeLinear pairs around every
+  quantizable node's inputs *and* outputs, which ONNX Runtime fuses into
+  int8 kernels (QLinearConv ...; NNCF's ONNX backend leaves the convs that
+  feed an Add or Concat without an output quantizer, and ONNX Runtime then
+  runs them in float: slower than fp32). OpenVINO runs it too.
 
 The output layers and what follows them stay in float
 (:mod:`.float_layers`), and the end-to-end metadata is carried over (ONNX
 ``metadata_props``, IR ``rt_info``).
 """
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -36,6 +40,14 @@ QUANTIZER_TYPES = {OPENVINO_IR: 'FakeQuantize', ONNX: 'QuantizeLinear'}
 #: calibration images of each image's min and max) or the range that
 #: minimises the quantization error on a histogram of the values.
 ACTIVATION_RANGES = ('mean_minmax', 'histogram')
+#: ONNX Runtime's calibration method for each ``activation_ranges`` it
+#: takes (``.onnx``): the min and max over all calibration images. Its
+#: histogram methods (Entropy, Percentile) keep every activation of every
+#: image in memory: on the toy Mask R-CNN at 192x256, killed at 23 GB after
+#: 185 images.
+ORT_CALIBRATION = {'mean_minmax': 'MinMax'}
+#: The default ``activation_ranges`` of each kind.
+DEFAULT_RANGES = {OPENVINO_IR: 'histogram', ONNX: 'mean_minmax'}
 #: What stays in float: the output layers and the tail after them (the
 #: default), the tail only (``--quantize-head-outputs``), or nothing (a
 #: backbone's features, for speed).
@@ -50,8 +62,11 @@ class QuantizedFile(NamedTuple):
     """What :func:`quantize_model_file` wrote."""
     path: str
     kind: str
-    #: NNCF's bias correction: ``'full'`` or ``'fast'``.
+    #: NNCF's bias correction: ``'full'`` or ``'fast'``; ``'none'`` for
+    #: ONNX Runtime's quantizer.
     bias_correction: str
+    #: How it was quantized, in words (quantizer, ranges, bias correction).
+    settings: str
     #: The output layers and the tail after them.
     scope: FloatScope
     #: Which of them stayed in float (one of :data:`KEEP_FLOAT`).
@@ -82,29 +97,32 @@ def quantize_model_file(onnx_file: str,
                         calibration,
                         preset: str = 'mixed',
                         keep_float: str = 'output_layers',
-                        activation_ranges: str = 'histogram',
+                        activation_ranges: Optional[str] = None,
                         fast_bias_correction: Optional[bool] = None,
                         log: Callable[[str], None] = print) -> QuantizedFile:
-    """Quantize an fp32 ONNX file to INT8 with NNCF.
+    """Quantize an fp32 ONNX file to INT8: with NNCF for an OpenVINO IR,
+    with ONNX Runtime's static quantizer for a QDQ ONNX file.
 
     Args:
         onnx_file (str): The fp32 ``.onnx`` file (end to end, or any).
         out_file (str): ``.xml`` (OpenVINO IR) or ``.onnx`` (QDQ).
         calibration (Sized, Iterable): Lists of the graph's input arrays
             (:class:`~.calibration.CalibrationSet`); all are used.
-        preset (str): ``'mixed'`` or ``'performance'``. Default: 'mixed'.
+        preset (str): ``'mixed'`` (asymmetric activations, symmetric
+            weights) or ``'performance'`` (symmetric both). Default:
+            'mixed'.
         keep_float (str): ``'output_layers'``: the output layers and the
             tail after them stay in float (:mod:`.float_layers`);
             ``'tail'``: the tail only; ``'nothing'``. Default:
             'output_layers'.
-        activation_ranges (str): ``'histogram'`` or ``'mean_minmax'``
-            (:data:`ACTIVATION_RANGES`). Default: 'histogram'.
+        activation_ranges (str, optional): ``'histogram'`` or
+            ``'mean_minmax'`` (:data:`ACTIVATION_RANGES`; for ONNX, ONNX
+            Runtime's methods of :data:`ORT_CALIBRATION`). Default:
+            'histogram' for an OpenVINO IR, 'mean_minmax' (MinMax) for ONNX.
         fast_bias_correction (bool, optional): NNCF's fast bias
             correction (from the float statistics) instead of the full one
             (each layer's bias re-fitted on its quantized inputs). Default:
-            full for an OpenVINO IR, fast for ONNX (NNCF 3.4's full bias
-            correction on ONNX fails on RTMDet-Ins: its subgraphs
-            redefine a tensor, which ONNX Runtime refuses).
+            full. An OpenVINO IR only: ONNX Runtime's quantizer has none.
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
 
@@ -113,27 +131,33 @@ def quantize_model_file(onnx_file: str,
         count.
 
     Raises:
-        QuantizationError: Unknown suffix, preset or ``keep_float``.
+        QuantizationError: Unknown suffix, preset or ``keep_float``, or
+            bias correction asked of ONNX.
     """
-    import nncf
-    kind = output_kind(out_file)
+    kind = check_bias_correction(out_file, fast_bias_correction)
+    if activation_ranges is None:
+        activation_ranges = DEFAULT_RANGES[kind]
     for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT),
                            (activation_ranges, ACTIVATION_RANGES)):
         if value not in allowed:
             raise QuantizationError(f'{value!r} is not one of {allowed}')
+    if kind == ONNX and activation_ranges not in ORT_CALIBRATION:
+        raise QuantizationError(
+            f'--activation-ranges {activation_ranges} is NNCF\'s (.xml); for '
+            f'.onnx, one of {tuple(ORT_CALIBRATION)} (ONNX Runtime\'s '
+            'histogram calibration keeps every activation in memory)')
     metadata = read_model_file(onnx_file).metadata
+    if kind == ONNX:
+        return _quantize_onnx(onnx_file, out_file, calibration, preset,
+                              keep_float, activation_ranges, metadata, log)
+    import nncf
     model = _load(onnx_file, kind)
-    scope = find_float_scope(*_graph_of(model, kind))
-    names = []
-    if keep_float != 'nothing':
-        _report_scope(scope, keep_float == 'output_layers', log)
-        names = layer_names(scope, keep_float == 'output_layers')
+    scope, names = _float_scope(model, kind, keep_float, log)
     if fast_bias_correction is None:
-        fast_bias_correction = kind == ONNX
-    input_names = _input_names(model, kind)
+        fast_bias_correction = False
     quantized = nncf.quantize(
         model,
-        nncf.Dataset(calibration, lambda feed: _feed(feed, input_names)),
+        nncf.Dataset(calibration),
         preset=getattr(nncf.QuantizationPreset, preset.upper()),
         target_device=nncf.TargetDevice.CPU,
         subset_size=len(calibration),
@@ -143,23 +167,104 @@ def quantize_model_file(onnx_file: str,
         ignored_scope=nncf.IgnoredScope(names=names, validate=False),
         fast_bias_correction=fast_bias_correction,
         advanced_parameters=_advanced_parameters(activation_ranges))
-    if kind == OPENVINO_IR:
-        import openvino as ov
-        set_ir_metadata(quantized, metadata)
-        # fp32 weights: fp16 compression would round the float layers.
-        ov.save_model(quantized, out_file, compress_to_fp16=False)
-        count = sum(op.get_type_name() == QUANTIZER_TYPES[kind]
-                    for op in quantized.get_ops())
-    else:
-        import onnx
-        onnx.save(quantized, out_file)
-        if metadata:
-            add_onnx_metadata(out_file, metadata)
-        count = sum(node.op_type == QUANTIZER_TYPES[kind]
-                    for node in quantized.graph.node)
-    return QuantizedFile(out_file, kind,
-                         'fast' if fast_bias_correction else 'full', scope,
-                         keep_float, names, count)
+    import openvino as ov
+    set_ir_metadata(quantized, metadata)
+    # fp32 weights: fp16 compression would round the float layers.
+    ov.save_model(quantized, out_file, compress_to_fp16=False)
+    count = sum(op.get_type_name() == QUANTIZER_TYPES[kind]
+                for op in quantized.get_ops())
+    correction = 'fast' if fast_bias_correction else 'full'
+    return QuantizedFile(
+        out_file, kind, correction,
+        f'NNCF, preset {preset}, {activation_ranges} ranges, {correction} '
+        'bias correction', scope, keep_float, names, count)
+
+
+def check_bias_correction(out_file: str,
+                          fast_bias_correction: Optional[bool]) -> str:
+    """The kind of ``out_file`` (:func:`output_kind`).
+
+    Raises:
+        QuantizationError: Bias correction asked of an ONNX output.
+    """
+    kind = output_kind(out_file)
+    if kind == ONNX and fast_bias_correction is not None:
+        raise QuantizationError(
+            'bias correction is NNCF\'s (--out x.xml); ONNX Runtime\'s '
+            'quantizer (--out x.onnx) has none')
+    return kind
+
+
+def _float_scope(model, kind: str, keep_float: str,
+                 log: Callable[[str], None]) -> Tuple[FloatScope, List[str]]:
+    """The model's float scope and the names kept in float; reported."""
+    graph = openvino_graph if kind == OPENVINO_IR else onnx_graph
+    scope = find_float_scope(*graph(model))
+    names = []
+    if keep_float != 'nothing':
+        _report_scope(scope, keep_float == 'output_layers', log)
+        names = layer_names(scope, keep_float == 'output_layers')
+    return scope, names
+
+
+def _quantize_onnx(onnx_file: str, out_file: str, calibration, preset: str,
+                   keep_float: str, activation_ranges: str,
+                   metadata: Dict[str,
+                                  str], log: Callable[[str],
+                                                      None]) -> QuantizedFile:
+    """A QDQ file by ONNX Runtime's static quantizer, the float scope's
+    nodes excluded."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    model = onnx.load(onnx_file)
+    scope, names = _float_scope(model, ONNX, keep_float, log)
+    initializers = {init.name for init in model.graph.initializer}
+    input_names = [
+        i.name for i in model.graph.input if i.name not in initializers
+    ]
+    quantize_static(
+        onnx_file,
+        out_file,
+        _CalibrationReader(calibration, input_names),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=names,
+        calibrate_method=getattr(CalibrationMethod,
+                                 ORT_CALIBRATION[activation_ranges]),
+        extra_options={
+            # ``performance``: symmetric activations too.
+            'ActivationSymmetric': preset == 'performance',
+        })
+    # The output layers keep float weights and compute in float, on the
+    # activations their quantized producers rounded (ONNX Runtime's
+    # quantizer quantizes a quantized node's output whatever its
+    # consumers).
+    quantized = onnx.load(out_file)
+    if metadata:
+        add_onnx_metadata(out_file, metadata)
+    count = sum(node.op_type == QUANTIZER_TYPES[ONNX]
+                for node in quantized.graph.node)
+    return QuantizedFile(
+        out_file, ONNX, 'none',
+        f'ONNX Runtime quantize_static, preset {preset}, '
+        f'{ORT_CALIBRATION[activation_ranges]} ranges, per-channel weights',
+        scope, keep_float, names, count)
+
+
+class _CalibrationReader:
+    """The calibration set as ONNX Runtime's ``CalibrationDataReader``:
+    one ``{input name: array}`` feed per image, then None."""
+
+    def __init__(self, calibration, input_names: List[str]) -> None:
+        self._feeds = iter(calibration)
+        self._names = input_names
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        inputs = next(self._feeds, None)
+        return None if inputs is None else dict(zip(self._names, inputs))
 
 
 def _advanced_parameters(activation_ranges: str):
@@ -175,47 +280,9 @@ def _advanced_parameters(activation_ranges: str):
 
 
 def _load(onnx_file: str, kind: str):
-    """The model NNCF quantizes for ``kind``."""
-    if kind == OPENVINO_IR:
-        import openvino as ov
-        return ov.convert_model(onnx_file)
-    import onnx
-    return constants_to_initializers(onnx.load(onnx_file))
-
-
-def constants_to_initializers(model):
-    """Move the tensors of ONNX ``Constant`` nodes into the initializers
-    (NNCF's ONNX backend looks a ``Gather``'s data up among the
-    initializers only, and fails on the exporter's constant tables)."""
-    kept = []
-    for node in model.graph.node:
-        values = [a for a in node.attribute if a.name == 'value']
-        if node.op_type == 'Constant' and values:
-            tensor = values[0].t
-            tensor.name = node.output[0]
-            model.graph.initializer.append(tensor)
-        else:
-            kept.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    return model
-
-
-def _graph_of(model, kind: str):
-    return openvino_graph(model) if kind == OPENVINO_IR else onnx_graph(model)
-
-
-def _input_names(model, kind: str) -> Optional[List[str]]:
-    """ONNX input names (NNCF's ONNX backend takes a dict); None for
-    OpenVINO (a list, in input order)."""
-    if kind == OPENVINO_IR:
-        return None
-    initializers = {init.name for init in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
-
-
-def _feed(inputs: List[np.ndarray], input_names: Optional[List[str]]):
-    return inputs if input_names is None else dict(zip(input_names, inputs))
+    """The ``openvino.Model`` NNCF quantizes."""
+    import openvino as ov
+    return ov.convert_model(onnx_file)
 
 
 def _report_scope(scope: FloatScope, output_layers_float: bool,

@@ -1,23 +1,25 @@
-"""Quantize an end-to-end detector to INT8 (NNCF post-training).
+"""Quantize an end-to-end detector to INT8 (post-training).
 
 The model is exported end to end as ``export_onnx.py --mode end2end``
 does (BN folded first unless ``--no-deploy``), calibrated on ``--calib-size``
 images of the config's ``--calib-split`` dataloader (through the test
 pipeline and data preprocessor, padded to the graph's size, as
-``tools/test.py --backend`` feeds it), and quantized by ``nncf.quantize``:
+``tools/test.py --backend`` feeds it), and quantized:
 
-* ``--out FILE.xml``: an OpenVINO IR (``--backend openvino``);
+* ``--out FILE.xml``: an OpenVINO IR (``--backend openvino``) by
+  ``nncf.quantize``;
 * ``--out FILE.onnx``: a QDQ ONNX file (``--backend onnxruntime``, or
-  ``openvino``).
+  ``openvino``) by ONNX Runtime's static quantizer (``quantize_static``,
+  per-channel weights), which ONNX Runtime runs as int8 kernels.
 
 The layers that produce the outputs (box, score, kernel and mask convs /
 FCs) and the decoding and NMS after them stay in float; the tool lists
-them (``--quantize-head-outputs`` quantizes the layers too). Activation
-ranges come from histograms, biases are corrected on the quantized model
-(OpenVINO; fast correction for ONNX): on the toy detectors NNCF's defaults
-lost more than 0.02 mAP, these settings at most 0.009 (docs/int8.md). The
-tool then runs the file with its engine on the first calibration image and
-reports.
+them (``--quantize-head-outputs`` quantizes the layers too). For an IR,
+activation ranges come from histograms and biases are corrected on the
+quantized model: on the toy detectors NNCF's defaults lost more than 0.02
+mAP, these settings at most 0.009; for ONNX, ranges are the min and max
+over the calibration images (docs/int8.md). The tool then runs the file
+with its engine on the first calibration image and reports.
 
 Examples::
 
@@ -49,7 +51,8 @@ from mmfasternet.deploy.calibration import (SPLITS, CalibrationError,
                                             CalibrationSet)
 from mmfasternet.deploy.model_files import OPENVINO_IR
 from mmfasternet.deploy.quantization import (ACTIVATION_RANGES, PRESETS,
-                                             QuantizationError, output_kind,
+                                             QuantizationError,
+                                             check_bias_correction,
                                              quantize_model_file)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
                                              build_tool_model, default_shape,
@@ -59,7 +62,8 @@ from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Quantize an end-to-end detector to INT8 (NNCF)')
+        description='Quantize an end-to-end detector to INT8 (NNCF for '
+        '.xml, ONNX Runtime\'s quantizer for .onnx)')
     add_model_args(parser)
     parser.add_argument(
         '--out',
@@ -80,23 +84,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--preset',
         choices=PRESETS,
         default='mixed',
-        help='NNCF preset: mixed (asymmetric activations, default) or '
-        'performance (symmetric)')
+        help='mixed (asymmetric activations, symmetric weights; default) or '
+        'performance (symmetric both): NNCF\'s presets, and the same for '
+        'ONNX Runtime\'s quantizer')
     parser.add_argument(
         '--activation-ranges',
         choices=ACTIVATION_RANGES,
-        default='histogram',
-        help='histogram: the range that minimises the quantization error on '
-        'a histogram of each activation (default: better toy mAP); '
-        'mean_minmax: NNCF\'s default, the mean of each image\'s min and '
-        'max')
+        help='.xml: histogram (default: better toy mAP), the range that '
+        'minimises the quantization error on a histogram of each '
+        'activation, or mean_minmax (NNCF\'s default), the mean of each '
+        'image\'s min and max; .onnx: mean_minmax (default), ONNX Runtime\'s '
+        'MinMax (the min and max over all images), or histogram, its '
+        'Entropy method')
     parser.add_argument(
         '--bias-correction',
         choices=['full', 'fast'],
-        help='NNCF\'s bias correction after quantizing: full (each layer\'s '
-        'bias re-fitted on its quantized inputs; better toy mAP) or fast '
-        '(from the float statistics, quicker). Default: full for .xml, fast '
-        'for .onnx (NNCF\'s full one fails on some ONNX graphs)')
+        help='.xml only (NNCF\'s; ONNX Runtime\'s quantizer has none): bias '
+        'correction after quantizing, full (each layer\'s bias re-fitted on '
+        'its quantized inputs; default, better toy mAP) or fast (from the '
+        'float statistics, quicker)')
     parser.add_argument(
         '--quantize-head-outputs',
         action='store_true',
@@ -124,8 +130,7 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
         preset=args.preset,
         keep_float='tail' if args.quantize_head_outputs else 'output_layers',
         activation_ranges=args.activation_ranges,
-        fast_bias_correction=None
-        if args.bias_correction is None else args.bias_correction == 'fast')
+        fast_bias_correction=_fast_bias_correction(args))
     seconds = time.time() - start
     engine = 'openvino' if result.kind == OPENVINO_IR else 'onnxruntime'
     outputs = build_backend(engine, args.out)(calibration.first())
@@ -137,19 +142,22 @@ def quantize(args, model, shape, calibration, onnx_file: str) -> None:
     print(f'{engine} ran {args.out} on the first calibration image: '
           f'{len(outputs[0])} detections')
     print(f'quantized {args.out} ({size_mb:.2f} MiB, {seconds:.1f} s): '
-          f'input 1x3x{shape[0]}x{shape[1]}, preset {args.preset}, '
-          f'{args.activation_ranges} ranges, {result.bias_correction} bias '
-          'correction, '
+          f'input 1x3x{shape[0]}x{shape[1]}, {result.settings}, '
           f'{result.quantizers} quantizers, {kept} output layers and '
           f'{len(result.scope.tail)} tail nodes in float, calibrated on '
           f'{len(calibration)} {args.calib_split} images')
+
+
+def _fast_bias_correction(args):
+    return None if args.bias_correction is None else (args.bias_correction
+                                                      == 'fast')
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     print(int8_banner())
     try:
-        output_kind(args.out)
+        check_bias_correction(args.out, _fast_bias_correction(args))
     except QuantizationError as exc:
         return fail(exc)
     cfg = load_config(args)
