@@ -132,20 +132,16 @@ def quantize_model_file(onnx_file: str,
 
     Raises:
         QuantizationError: Unknown suffix, preset or ``keep_float``, or
-            bias correction asked of ONNX.
+            an option ONNX Runtime's quantizer lacks asked of ONNX
+            (:func:`check_options`).
     """
-    kind = check_bias_correction(out_file, fast_bias_correction)
+    kind = check_options(out_file, fast_bias_correction, activation_ranges)
     if activation_ranges is None:
         activation_ranges = DEFAULT_RANGES[kind]
     for value, allowed in ((preset, PRESETS), (keep_float, KEEP_FLOAT),
                            (activation_ranges, ACTIVATION_RANGES)):
         if value not in allowed:
             raise QuantizationError(f'{value!r} is not one of {allowed}')
-    if kind == ONNX and activation_ranges not in ORT_CALIBRATION:
-        raise QuantizationError(
-            f'--activation-ranges {activation_ranges} is NNCF\'s (.xml); for '
-            f'.onnx, one of {tuple(ORT_CALIBRATION)} (ONNX Runtime\'s '
-            'histogram calibration keeps every activation in memory)')
     metadata = read_model_file(onnx_file).metadata
     if kind == ONNX:
         return _quantize_onnx(onnx_file, out_file, calibration, preset,
@@ -180,18 +176,27 @@ def quantize_model_file(onnx_file: str,
         'bias correction', scope, keep_float, names, count)
 
 
-def check_bias_correction(out_file: str,
-                          fast_bias_correction: Optional[bool]) -> str:
+def check_options(out_file: str,
+                  fast_bias_correction: Optional[bool],
+                  activation_ranges: Optional[str] = None) -> str:
     """The kind of ``out_file`` (:func:`output_kind`).
 
     Raises:
-        QuantizationError: Bias correction asked of an ONNX output.
+        QuantizationError: Bias correction, or ranges ONNX Runtime's
+            quantizer does not take, asked of an ONNX output.
     """
     kind = output_kind(out_file)
     if kind == ONNX and fast_bias_correction is not None:
         raise QuantizationError(
             'bias correction is NNCF\'s (--out x.xml); ONNX Runtime\'s '
             'quantizer (--out x.onnx) has none')
+    if (kind == ONNX and activation_ranges is not None
+            and activation_ranges not in ORT_CALIBRATION):
+        raise QuantizationError(
+            f'--activation-ranges {activation_ranges} is NNCF\'s (--out '
+            f'x.xml); for --out x.onnx, one of {tuple(ORT_CALIBRATION)} '
+            '(ONNX Runtime\'s histogram calibration keeps every activation '
+            'in memory)')
     return kind
 
 

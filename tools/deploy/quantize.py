@@ -51,8 +51,7 @@ from mmfasternet.deploy.calibration import (SPLITS, CalibrationError,
                                             CalibrationSet)
 from mmfasternet.deploy.model_files import OPENVINO_IR
 from mmfasternet.deploy.quantization import (ACTIVATION_RANGES, PRESETS,
-                                             QuantizationError,
-                                             check_bias_correction,
+                                             QuantizationError, check_options,
                                              quantize_model_file)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
                                              build_tool_model, default_shape,
@@ -93,9 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='.xml: histogram (default: better toy mAP), the range that '
         'minimises the quantization error on a histogram of each '
         'activation, or mean_minmax (NNCF\'s default), the mean of each '
-        'image\'s min and max; .onnx: mean_minmax (default), ONNX Runtime\'s '
-        'MinMax (the min and max over all images), or histogram, its '
-        'Entropy method')
+        'image\'s min and max; .onnx: mean_minmax only (default), ONNX '
+        'Runtime\'s MinMax, the min and max over all images (its histogram '
+        'methods keep every activation in memory)')
     parser.add_argument(
         '--bias-correction',
         choices=['full', 'fast'],
@@ -157,7 +156,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     print(int8_banner())
     try:
-        check_bias_correction(args.out, _fast_bias_correction(args))
+        check_options(args.out, _fast_bias_correction(args),
+                      args.activation_ranges)
     except QuantizationError as exc:
         return fail(exc)
     cfg = load_config(args)
