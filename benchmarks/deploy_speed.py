@@ -60,8 +60,10 @@ from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import PartialConv
 
 RTMDET_CONFIG = 'configs/rtmdet_fasternet_t0_8xb32-300e_coco.py'
-ENGINES = ('ort', 'openvino')
-ENGINE_LABELS = {'ort': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+#: build_backend's engine names and their row labels.
+ENGINE_LABELS = {'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+#: The INT8 file each engine runs (tools/deploy/quantize.py's suffixes).
+INT8_SUFFIXES = {'onnxruntime': '.onnx', 'openvino': '.xml'}
 #: The models with INT8 rows (issue 19: S at 800x1344, T0 at 640x640, the
 #: whole RTMDet-T0 network).
 INT8_MODELS = ('s', 't0-640', 'rtmdet-t0')
@@ -152,25 +154,23 @@ def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
         ref = [t for t in model(x)]
     facts['rel_error'] = {}
     facts['onnx_mib'] = {}
-    x_np = x.numpy()
+    engine_runs = {}
     for pconv in ('split_cat', 'slicing'):
         path = osp.join(tmp, f'{name}_{pconv}.onnx')
         exported = set_pconv_forward(copy.deepcopy(model), pconv)
         facts['onnx_mib'][pconv] = export(exported, x, path)
-        for engine in ENGINES:
-            runner = build_backend(
-                'onnxruntime' if engine == 'ort' else 'openvino', path)
-            label = ENGINE_LABELS[engine]
+        for engine, label in ENGINE_LABELS.items():
             if pconv == 'slicing':
                 label += ' (slicing)'
-            runs[label] = lambda r=runner: r([x_np])
-            facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
+            engine_runs[label] = build_backend(engine, path)
     if name in INT8_MODELS:
-        int8 = int8_runners(name, osp.join(tmp, f'{name}_split_cat.onnx'),
-                            x.shape)
-        for label, runner in int8.items():
-            runs[label] = lambda r=runner: r([x_np])
-            facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
+        engine_runs.update(
+            int8_runners(name, osp.join(tmp, f'{name}_split_cat.onnx'),
+                         x.shape))
+    x_np = x.numpy()
+    for label, runner in engine_runs.items():
+        runs[label] = lambda r=runner: r([x_np])
+        facts['rel_error'][label] = max_relative_error(runner([x_np]), ref)
     with torch.no_grad():
         facts['rel_error']['PyTorch deploy'] = max_relative_error(
             deploy(x), ref)
@@ -187,7 +187,7 @@ def int8_runners(name: str, onnx_file: str, shape) -> Dict[str, object]:
                    for _ in range(CALIBRATION_INPUTS)]
     keep_float = 'output_layers' if name == 'rtmdet-t0' else 'nothing'
     runners = {}
-    for engine, suffix in (('ort', '.onnx'), ('openvino', '.xml')):
+    for engine, suffix in INT8_SUFFIXES.items():
         out = onnx_file[:-len('.onnx')] + f'_int8{suffix}'
         # The quicker calibration options: speed does not depend on them
         # (bias correction is NNCF's, the IR's only).
@@ -198,8 +198,7 @@ def int8_runners(name: str, onnx_file: str, shape) -> Dict[str, object]:
             keep_float=keep_float,
             activation_ranges='mean_minmax',
             fast_bias_correction=True if suffix == '.xml' else None)
-        runners[f'{ENGINE_LABELS[engine]} INT8'] = build_backend(
-            'onnxruntime' if engine == 'ort' else 'openvino', out)
+        runners[f'{ENGINE_LABELS[engine]} INT8'] = build_backend(engine, out)
     return runners
 
 

@@ -9,7 +9,7 @@ graph's metadata (:data:`~.mask_rcnn.MASKS_PROP`): ONNX in its
 ``metadata_props``, the IR in its ``rt_info``.
 """
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 ONNX = 'onnx'
 OPENVINO_IR = 'openvino_ir'
@@ -41,6 +41,12 @@ def model_kind(path: str) -> str:
         ModelFileError: No such file, or neither kind (a text file, a
             checkpoint, an IR without its ``.bin``).
     """
+    return _identify(path)[0]
+
+
+def _identify(path: str) -> Tuple[str, Optional[Any]]:
+    """:func:`model_kind`, with the ``onnx.ModelProto`` it parsed to tell
+    (None for an IR)."""
     if not osp.isfile(path):
         raise ModelFileError(f'no such model file: {path}')
     with open(path, 'rb') as f:
@@ -53,9 +59,8 @@ def model_kind(path: str) -> str:
         if not osp.isfile(weights):
             raise ModelFileError(f'{path} is an OpenVINO IR without its '
                                  f'weights file {weights}')
-        return OPENVINO_IR
-    _load_onnx(path)  # raises when it is not ONNX
-    return ONNX
+        return OPENVINO_IR, None
+    return ONNX, _load_onnx(path)  # raises when it is not ONNX
 
 
 def check_engine(path: str, backend: str) -> str:
@@ -90,9 +95,8 @@ def read_model_file(path: str) -> ModelFile:
     Raises:
         ModelFileError: ``path`` is not a model file.
     """
-    kind = model_kind(path)
+    kind, model = _identify(path)
     if kind == ONNX:
-        model = _load_onnx(path)
         dims = model.graph.input[0].type.tensor_type.shape.dim
         shape = [d.dim_value or None for d in dims]
         metadata = {p.key: p.value for p in model.metadata_props}

@@ -62,17 +62,12 @@ class QuantizedFile(NamedTuple):
     """What :func:`quantize_model_file` wrote."""
     path: str
     kind: str
-    #: NNCF's bias correction: ``'full'`` or ``'fast'``; ``'none'`` for
-    #: ONNX Runtime's quantizer.
-    bias_correction: str
     #: How it was quantized, in words (quantizer, ranges, bias correction).
     settings: str
     #: The output layers and the tail after them.
     scope: FloatScope
     #: Which of them stayed in float (one of :data:`KEEP_FLOAT`).
     keep_float: str
-    #: Names of the nodes kept in float.
-    float_names: List[str]
     #: Quantizer nodes in the written model.
     quantizers: int
 
@@ -147,7 +142,8 @@ def quantize_model_file(onnx_file: str,
         return _quantize_onnx(onnx_file, out_file, calibration, preset,
                               keep_float, activation_ranges, metadata, log)
     import nncf
-    model = _load(onnx_file, kind)
+    import openvino as ov
+    model = ov.convert_model(onnx_file)
     scope, names = _float_scope(model, kind, keep_float, log)
     if fast_bias_correction is None:
         fast_bias_correction = False
@@ -163,7 +159,6 @@ def quantize_model_file(onnx_file: str,
         ignored_scope=nncf.IgnoredScope(names=names, validate=False),
         fast_bias_correction=fast_bias_correction,
         advanced_parameters=_advanced_parameters(activation_ranges))
-    import openvino as ov
     set_ir_metadata(quantized, metadata)
     # fp32 weights: fp16 compression would round the float layers.
     ov.save_model(quantized, out_file, compress_to_fp16=False)
@@ -171,9 +166,9 @@ def quantize_model_file(onnx_file: str,
                 for op in quantized.get_ops())
     correction = 'fast' if fast_bias_correction else 'full'
     return QuantizedFile(
-        out_file, kind, correction,
+        out_file, kind,
         f'NNCF, preset {preset}, {activation_ranges} ranges, {correction} '
-        'bias correction', scope, keep_float, names, count)
+        'bias correction', scope, keep_float, count)
 
 
 def check_options(out_file: str,
@@ -253,10 +248,9 @@ def _quantize_onnx(onnx_file: str, out_file: str, calibration, preset: str,
     count = sum(node.op_type == QUANTIZER_TYPES[ONNX]
                 for node in quantized.graph.node)
     return QuantizedFile(
-        out_file, ONNX, 'none',
-        f'ONNX Runtime quantize_static, preset {preset}, '
+        out_file, ONNX, f'ONNX Runtime quantize_static, preset {preset}, '
         f'{ORT_CALIBRATION[activation_ranges]} ranges, per-channel weights',
-        scope, keep_float, names, count)
+        scope, keep_float, count)
 
 
 class _CalibrationReader:
@@ -282,12 +276,6 @@ def _advanced_parameters(activation_ranges: str):
     return AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.
         HISTOGRAM)
-
-
-def _load(onnx_file: str, kind: str):
-    """The ``openvino.Model`` NNCF quantizes."""
-    import openvino as ov
-    return ov.convert_model(onnx_file)
 
 
 def _report_scope(scope: FloatScope, output_layers_float: bool,

@@ -52,7 +52,7 @@ from mmfasternet.deploy.calibration import (SPLITS, CalibrationError,
 from mmfasternet.deploy.model_files import OPENVINO_IR
 from mmfasternet.deploy.quantization import (ACTIVATION_RANGES, PRESETS,
                                              QuantizationError, check_options,
-                                             quantize_model_file)
+                                             output_kind, quantize_model_file)
 from mmfasternet.deploy.tool_helpers import (MODEL_ERRORS, add_model_args,
                                              build_tool_model, default_shape,
                                              end2end_problem, fail,
@@ -118,8 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def quantize(args, model, shape, calibration, onnx_file: str) -> None:
     """Export, quantize and run the file once; print what was done."""
-    import nncf
-    nncf.set_log_level(logging.WARNING)  # not a line per node
+    if output_kind(args.out) == OPENVINO_IR:  # NNCF's (slow to import)
+        import nncf
+        nncf.set_log_level(logging.WARNING)  # not a line per node
     start = time.time()
     export_onnx(model, onnx_file, mode=END2END_MODE, input_shape=shape)
     result = quantize_model_file(
