@@ -4,9 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test benchmark operators compare deploy-benchmark \
-	clean-venv
+.PHONY: setup demo test test-stacks benchmark operators compare \
+	deploy-benchmark clean-venv
 
+# MMCV_OPS=compiled make setup: mmcv built with its compiled ops instead of
+# mmcv-lite (scripts/setup_env.sh says more).
 setup:
 	@VENV=$(abspath $(VENV)) bash scripts/setup_env.sh
 
@@ -15,6 +17,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests -rs $(PYTEST_ARGS)
+
+# A part of the suite on three stacks: the pinned one with compiled mmcv,
+# OpenMMLab's last release (torch 2.1) and OneDL's fork (venvs in .stacks/).
+test-stacks:
+	bash scripts/test_stacks.sh
 
 benchmark: setup
 	$(PY) benchmarks/fasternet_speed.py

@@ -30,15 +30,30 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
-    # torch >= 2.6: safe checkpoint loading relies on weights_only's
-    # allow-list API (torch.serialization.add_safe_globals); torch 2.6 needs
-    # Python >= 3.9.
     python_requires='>=3.9',
-    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'torch>=2.6'],
+    # Nothing here may replace a user's torch or mmcv: torch >= 2.1 is what
+    # the code needs (newer APIs are guarded), torchvision's NMS/RoIAlign
+    # kernels serve mmcv's ops when mmcv has none (mmfasternet/mmcv_ops.py).
+    # mmengine/mmcv/mmdet/mmseg are not declared: they come from OpenMMLab
+    # (mmengine, mmcv or mmcv-lite, mmdet, mmsegmentation) or from OneDL's
+    # fork (onedl-mmengine, onedl-mmcv, ...), whichever the user has; the
+    # extras below install one of them.
+    install_requires=[
+        'torch>=2.1', 'torchvision>=0.16', 'numpy', 'safetensors',
+        'timm>=1.0.16'
+    ],
     extras_require={
-        'full': read_requirements('runtime'),
-        'deploy': read_requirements('deploy'),
-        'tests': read_requirements('tests') + read_requirements('lint'),
+        # then: pip install --no-deps -r requirements/openmmlab.txt (mmdet
+        # declares the `mmcv` distribution, which would build it from source)
+        'openmmlab': ['mmengine>=0.10.0', 'mmcv-lite>=2.0.0,<2.2.0'],
+        'onedl': [
+            'onedl-mmengine', 'onedl-mmcv', 'onedl-mmdetection',
+            'onedl-mmsegmentation'
+        ],
+        'deploy':
+        read_requirements('deploy'),
+        'tests':
+        read_requirements('tests') + read_requirements('lint'),
     },
     zip_safe=False,
 )

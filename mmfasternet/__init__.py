@@ -2,12 +2,33 @@
 
 Importing the package registers ``FasterNet`` in MMEngine's root ``MODELS``
 registry (configs do it through ``custom_imports``).
+
+mmcv's NMS and RoIAlign run on torchvision's kernels where mmcv has no
+compiled ops (:mod:`mmfasternet.mmcv_ops`); this has to happen before the
+first ``import mmcv.ops``, so it comes first.
 """
-from . import engine  # noqa: F401  (registers CPUDistributedDataParallel)
-from . import models  # noqa: F401  (registers FasterNet)
-from .checkpoint_loading import (setup_safe_checkpoint_loading,
-                                 trusted_checkpoint)
-from .version import __version__
+try:
+    import mmcv  # noqa: F401
+    import mmengine  # noqa: F401
+except ImportError as exc:
+    raise ImportError(
+        f'{exc}: mmfasternet needs mmengine and mmcv, from OpenMMLab '
+        '(mmengine with mmcv-lite or mmcv) or from OneDL (onedl-mmengine, '
+        'onedl-mmcv); see docs/setup.md') from exc
+
+from .mmcv_ops import use_torchvision_ops  # noqa: E402
+from .upstream_fixes import fix_mmseg_scope  # noqa: E402
+
+use_torchvision_ops()
+fix_mmseg_scope()
+
+# isort: off
+from . import engine  # noqa: E402,F401 (registers CPUDistributedDataParallel)
+from . import models  # noqa: E402,F401 (registers FasterNet)
+from .checkpoint_loading import (  # noqa: E402
+    setup_safe_checkpoint_loading, trusted_checkpoint)
+from .version import __version__  # noqa: E402
+# isort: on
 
 __all__ = ['__version__', 'trusted_checkpoint']
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds mmcv (the version in requirements/mmcv.txt) from source with its
+# Builds mmcv (the version in requirements/mmcv-compiled.txt) from source with its
 # compiled ops, for the interpreter $PY, caches the wheel and installs it.
 # scripts/setup_env.sh calls it; a GPU machine can call it alone.
 #
@@ -27,7 +27,7 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 log() { printf '[mmcv] %s\n' "$*" >&2; }
 fail() { log "FAILED: $1"; exit 1; }
 
-mmcv_spec=$(grep -E '^mmcv==' "$ROOT/requirements/mmcv.txt")
+mmcv_spec=$(grep -E '^mmcv==' "$ROOT/requirements/mmcv-compiled.txt")
 mmcv_version=${mmcv_spec#mmcv==}
 want_cuda=$("$PY" -c 'import os, torch; print(int(bool(torch.version.cuda) and (torch.cuda.is_available() or os.getenv("FORCE_CUDA", "0") == "1")))') \
   || fail "torch does not import with $PY"

@@ -1,4 +1,6 @@
-"""The pinned OpenMMLab stack imports and mmcv's compiled ops work on CPU."""
+"""The pinned OpenMMLab stack imports, and mmcv's NMS and RoIAlign work on
+CPU: compiled (``MMCV_OPS=compiled``) or from torchvision (mmcv-lite)."""
+import importlib.metadata
 import os.path as osp
 import re
 
@@ -12,7 +14,7 @@ REQUIREMENTS = osp.join(osp.dirname(osp.dirname(__file__)), 'requirements')
 def _pins():
     """``{name: (operator, version)}`` from requirements/*.txt."""
     pins = {}
-    for name in ('mmcv', 'runtime', 'torch'):
+    for name in ('mmcv', 'mmcv-compiled', 'runtime', 'openmmlab', 'torch'):
         with open(osp.join(REQUIREMENTS, f'{name}.txt')) as f:
             for line in f:
                 match = re.match(r'^([A-Za-z0-9_-]+)\s*(==|>=)\s*([\w.]+)',
@@ -30,6 +32,8 @@ def _pins():
     ('timm', 'timm'),
 ])
 def test_pinned_versions_import(package, module):
+    if package == 'mmcv':  # mmcv-lite by default, mmcv with MMCV_OPS=compiled
+        package = installed_mmcv()
     op, pinned = _pins()[package]
     installed = Version(__import__(module).__version__)
     if op == '==':
@@ -38,8 +42,26 @@ def test_pinned_versions_import(package, module):
         assert installed >= Version(pinned)
 
 
-def test_mmcv_has_compiled_ops():
+def installed_mmcv() -> str:
+    """The mmcv distribution in the venv: ``mmcv-lite`` or ``mmcv``."""
+    found = []
+    for name in ('mmcv-lite', 'mmcv'):
+        try:
+            importlib.metadata.version(name)
+            found.append(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    assert len(found) == 1, f'exactly one mmcv distribution, not {found}'
+    return found[0]
+
+
+def test_mmcv_ops_backend_follows_the_distribution():
     from mmcv.utils import ext_loader
+
+    import mmfasternet  # noqa: F401
+    from mmfasternet.mmcv_ops import mmcv_ops_backend
+    expected = dict(mmcv='compiled', **{'mmcv-lite': 'torchvision'})
+    assert mmcv_ops_backend() == expected[installed_mmcv()]
     ext = ext_loader.load_ext('_ext', ['nms', 'roi_align_forward'])
     assert callable(ext.nms)
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The GPU check, in one run on a CUDA machine: mmcv's CUDA ops built through
-# scripts/build_mmcv.sh, the CUDA tests, AMP training of the toy demo, and
-# the GPU benchmarks (the paper's Table 1 / 3 / 4 protocols, fast-inference
-# paths). Each step's output goes to $OUT/gpu_check.log, a line per step to
-# $OUT/summary.txt, and the benchmarks' JSON / markdown to
-# work_dirs/gpu/, packed into $OUT/results.tgz after every step, so that
-# what was measured survives a later failure or the deadline.
+# The GPU check, in one run on a CUDA machine: the CUDA tests, AMP training
+# of the toy demo, and the GPU benchmarks (the paper's Table 1 / 3 / 4
+# protocols, fast-inference paths). Each step's output goes to
+# $OUT/gpu_check.log, a line per step to $OUT/summary.txt, and the
+# benchmarks' JSON / markdown to work_dirs/gpu/, packed into
+# $OUT/results.tgz after every step, so that what was measured survives a
+# later failure or the deadline.
 #
-# The mmcv build runs in the background on all but 4 CPU cores while the
-# steps that need no compiled op (backbone tests and benchmarks) run on
-# the other 4; the detector steps wait for it.
+# No compiler is needed: with mmcv-lite, the detectors' NMS and RoIAlign run
+# on torchvision's CUDA kernels (mmfasternet/mmcv_ops.py); an mmcv with
+# compiled CUDA ops is used where it is installed.
 #
 #   bash tools/gpu_check.sh                  # every step, in this order
 #   bash tools/gpu_check.sh demo compile     # only these steps
@@ -24,10 +24,6 @@
 #   WHEELS               a folder of wheels to install first with
 #                        `pip install --target` (a machine without a package
 #                        index; see docs/gpu.md)
-#   MMCV_SDIST           a local mmcv source tarball (no download)
-#   TORCH_CUDA_ARCH_LIST GPU architectures of mmcv's ops (default: the GPU's)
-#   GPU_CHECK_BUILD=0    skip the mmcv build (only steps that need no
-#                        compiled op; timed steps then get every core)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,8 +36,6 @@ mkdir -p "$OUT" "$RESULTS"
 LOG=$OUT/gpu_check.log
 SUMMARY=$OUT/summary.txt
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-export FORCE_CUDA=1
-export MMFASTERNET_CACHE=${MMFASTERNET_CACHE:-$ROOT/.gpu_cache}
 start=$SECONDS
 
 note() { echo "[$((SECONDS - start)) s] $*" | tee -a "$SUMMARY"; }
@@ -77,64 +71,34 @@ if [[ -n ${WHEELS:-} ]]; then
     --upgrade --target "$SITE" "$WHEELS"/*.whl >>"$LOG" 2>&1 \
     || { note "FAILED: installing $WHEELS"; exit 1; }
   export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
-  export PIP_INSTALL_TARGET=$SITE
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
-if [[ -n ${MMCV_SDIST:-} ]]; then
-  # mmcv's Python code (no compiled ops) for the steps that do not need
-  # them, until the build below installs the real one in front of it.
-  src=$(mktemp -d)
-  tar -xzf "$MMCV_SDIST" -C "$src"
-  export PYTHONPATH=$PYTHONPATH:$(ls -d "$src"/mmcv-*)
-fi
 "$PY" - >>"$SUMMARY" 2>&1 <<'PYEOF' || { note "FAILED: the stack does not import"; exit 1; }
 import torch, mmengine, mmdet, mmseg, timm, mmfasternet
 from mmfasternet.device_options import gpu_banner
 print(gpu_banner(torch.device('cuda')))
 print('mmengine', mmengine.__version__, 'mmdet', mmdet.__version__,
       'mmseg', mmseg.__version__, 'timm', timm.__version__)
+from mmfasternet.mmcv_ops import mmcv_ops_backend
+print('mmcv ops:', mmcv_ops_backend())
 PYEOF
 
-# ---- mmcv's CUDA ops, in the background -------------------------------------
-cores=$(nproc)
-if [[ ${GPU_CHECK_BUILD:-1} == 0 ]]; then
-  bench=()
-elif ((cores >= 8)) && command -v taskset >/dev/null; then
-  build_cpus="0-$((cores - 5))"
-  bench=(taskset -c "$((cores - 4))-$((cores - 1))")
-  jobs=$((cores - 4))
-else
-  build_cpus="0-$((cores - 1))"
-  bench=()
-  jobs=$cores
-fi
-mmcv_log=$OUT/mmcv_build.log
-build_started=$SECONDS
-build_pid=
-if [[ ${GPU_CHECK_BUILD:-1} != 0 ]]; then
-  (taskset -c "$build_cpus" env PY="$PY" MAX_JOBS=$jobs \
-    bash scripts/build_mmcv.sh >"$mmcv_log" 2>&1; echo $? >"$OUT/mmcv.rc") &
-  build_pid=$!
-  note "mmcv build started on CPUs $build_cpus ($jobs jobs); timed steps on the rest"
-fi
-
-# ---- steps that need no compiled op (beside the build) ----------------------
-step cuda_tests "${bench[@]}" "$PY" -m pytest -q -rs -p no:cacheprovider \
+# ---- the backbone ------------------------------------------------------------
+step cuda_tests "$PY" -m pytest -q -rs -p no:cacheprovider \
   tests/test_cuda.py -k 'not detector and not train_tool and not nccl'
-step table3 "${bench[@]}" "$PY" benchmarks/gpu_throughput.py --device cuda \
+step table3 "$PY" benchmarks/gpu_throughput.py --device cuda \
   --layout-study --out-dir "$RESULTS"
-step batch1_graph "${bench[@]}" "$PY" benchmarks/gpu_throughput.py \
+step batch1_graph "$PY" benchmarks/gpu_throughput.py \
   --device cuda --batch-size 1 --cuda-graph --precisions fp32 fp16 \
   --out-dir "$RESULTS"
-step table1 "${bench[@]}" "$PY" benchmarks/operator_study.py --device cuda \
+step table1 "$PY" benchmarks/operator_study.py --device cuda \
   --out-dir "$RESULTS"
-step table1_fp16 "${bench[@]}" "$PY" benchmarks/operator_study.py \
+step table1_fp16 "$PY" benchmarks/operator_study.py \
   --device cuda --amp fp16 --out-dir "$RESULTS"
-step mixers "${bench[@]}" "$PY" benchmarks/mixer_study.py --device cuda \
+step mixers "$PY" benchmarks/mixer_study.py --device cuda \
   --out-dir "$RESULTS"
 
-# ---- mmcv ready: the detector steps -----------------------------------------
-[[ -n $build_pid ]] && wait "$build_pid" && note "mmcv build rc=$(cat "$OUT/mmcv.rc" 2>/dev/null || echo '?') after $((SECONDS - build_started)) s: $(grep -E 'built and cached|using cached|FAILED|installed' "$mmcv_log" | tr '\n' ' ')"
+# ---- the detectors -------------------------------------------------------------
 step detector_tests "$PY" -m pytest -q -rs -p no:cacheprovider \
   tests/test_cuda.py -k 'detector or train_tool or nccl'
 step table4 "$PY" tools/benchmark.py configs/mask_rcnn_fasternet_s_fpn_1x_coco.py \

@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..checkpoint_loading import trusted_checkpoint
+from ..mmcv_ops import log_backend_once
 from .cpu_distributed import setup_cpu_distributed
 
 
@@ -83,8 +84,11 @@ def build_runner(cfg: Config) -> Runner:
     """Build the config's runner, with a gloo group first if CUDA is absent."""
     setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    log_backend_once()
+    return runner
 
 
 def close_distributed(succeeded: bool = True) -> None:
