@@ -62,6 +62,20 @@ def test_cpu_detection_asks_torch_not_proc_cpuinfo(monkeypatch):
         assert bf16_support.native_bf16_missing('cpu') is None, features
 
 
+def test_cpu_features_on_older_torch(monkeypatch):
+    """An older torch without ``torch.cpu.get_capabilities``: torch's
+    AVX512-BF16 / AMX queries; without those either, ``/proc/cpuinfo``."""
+    monkeypatch.delattr(torch.cpu, 'get_capabilities', raising=False)
+    monkeypatch.setattr(
+        torch.cpu, '_is_avx512_bf16_supported', lambda: True, raising=False)
+    monkeypatch.setattr(
+        torch.cpu, '_is_amx_tile_supported', lambda: False, raising=False)
+    monkeypatch.setattr(bf16_support, 'cpu_flags', lambda: frozenset({'x'}))
+    assert bf16_support.cpu_features() == {'avx512_bf16'}
+    monkeypatch.delattr(torch.cpu, '_is_avx512_bf16_supported')
+    assert bf16_support.cpu_features() == {'x'}
+
+
 def test_cpu_detection_on_this_machine():
     """Where ``/proc/cpuinfo`` lists flags, torch's query agrees with them."""
     flags = bf16_support.cpu_flags()

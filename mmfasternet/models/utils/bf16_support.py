@@ -34,8 +34,8 @@ def cpu_features() -> FrozenSet[str]:
     """The CPU features that torch detects (its cpuinfo library).
 
     ``torch.cpu.get_capabilities()`` where torch has it (x86 and Arm);
-    before that, torch's AVX512-BF16 / AMX queries, and on a torch without
-    those either (2.1) ``/proc/cpuinfo``'s flags, as torch offers nothing.
+    before that, torch's AVX512-BF16 / AMX queries (x86 only); on a torch
+    without either, ``/proc/cpuinfo``'s flags, as torch offers no query.
 
     Returns:
         frozenset[str]: The names of the features present.
@@ -44,12 +44,11 @@ def cpu_features() -> FrozenSet[str]:
     if capabilities is not None:
         return frozenset(k for k, v in capabilities().items() if v is True)
     avx512_bf16 = getattr(torch.cpu, '_is_avx512_bf16_supported', None)
-    if avx512_bf16 is not None:
-        amx = torch.cpu._is_amx_tile_supported()  # every AMX CPU has bf16
-        return frozenset(name
-                         for name, present in (('avx512_bf16', avx512_bf16()),
-                                               ('amx_bf16', amx)) if present)
-    return cpu_flags()
+    if avx512_bf16 is None:
+        return cpu_flags()
+    amx = getattr(torch.cpu, '_is_amx_tile_supported', lambda: False)
+    present = dict(avx512_bf16=avx512_bf16(), amx_bf16=amx())  # AMX has bf16
+    return frozenset(name for name, found in present.items() if found)
 
 
 def native_bf16_missing(device: str = 'cpu') -> Optional[str]:
