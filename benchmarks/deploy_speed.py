@@ -64,8 +64,8 @@ RTMDET_CONFIG = 'configs/rtmdet_fasternet_t0_8xb32-300e_coco.py'
 ENGINE_LABELS = {'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
 #: The INT8 file each engine runs (tools/deploy/quantize.py's suffixes).
 INT8_SUFFIXES = {'onnxruntime': '.onnx', 'openvino': '.xml'}
-#: The models with INT8 rows (issue 19: S at 800x1344, T0 at 640x640, the
-#: whole RTMDet-T0 network).
+#: The models with INT8 rows: S at 800x1344, T0 at 640x640 and the
+#: whole RTMDet-T0 network.
 INT8_MODELS = ('s', 't0-640', 'rtmdet-t0')
 #: Random calibration inputs of the INT8 rows (speed only).
 CALIBRATION_INPUTS = 8

@@ -2,6 +2,7 @@
 (about 10 s on 2 cores; the whole detectors would add 5-20 s) and its report
 writers."""
 import json
+import math
 import re
 
 import pytest
@@ -10,6 +11,33 @@ import torch
 from tool_runner import load_script, run_script
 
 SCRIPT = 'benchmarks/backbone_comparison.py'
+# FasterNet's stem width per variant; all three have 1, 2, 8, 2 blocks.
+FASTERNET_WIDTHS = {'FasterNet-T0': 40, 'FasterNet-T1': 64, 'FasterNet-T2': 96}
+FASTERNET_DEPTHS = (1, 2, 8, 2)
+
+
+def fasternet_counts(width: int, side: int):
+    """(parameters, convolution multiply-adds) of a FasterNet detection
+    backbone with stem width ``width`` at a ``side`` x ``side`` input, from
+    its layers: a 4x4 stride-4 stem conv, 2x2 stride-2 merging convs, and
+    blocks of a PConv on 1/4 of the channels and a 2x-wide pointwise MLP;
+    every conv followed by a BN but the PConv and the MLP's second conv;
+    an output norm per stage."""
+    params = macs = 0
+    pixels = (side // 4)**2
+    params += 3 * 16 * width + 2 * width
+    macs += 3 * 16 * width * pixels
+    c = width
+    for i, depth in enumerate(FASTERNET_DEPTHS):
+        if i:
+            pixels //= 4
+            params += 4 * c * 2 * c + 2 * 2 * c
+            macs += 4 * c * 2 * c * pixels
+            c *= 2
+        block = 9 * (c // 4)**2 + 2 * c * 2 * c
+        params += depth * (block + 2 * 2 * c) + 2 * c
+        macs += depth * block * pixels
+    return params, macs
 
 
 @pytest.fixture(scope='module')
@@ -54,6 +82,34 @@ def test_quick_run_writes_json_markdown_and_chart(quick, script):
     assert all(low < row['gmacs']['64'] < high
                for row in result['backbones'].values())
     assert ticks and all(low <= t <= high for t in ticks)
+
+
+def test_quick_run_numbers_agree(quick, script):
+    """Counts as the layers give them; timings sane, and the GFLOP/s, the
+    headline ratios and the markdown made from them."""
+    result, table, _ = quick
+    rows = result['backbones']
+    for label, width in FASTERNET_WIDTHS.items():
+        params, macs = fasternet_counts(width, 64)
+        assert rows[label]['params_m'] == pytest.approx(params / 1e6), label
+        assert rows[label]['gmacs']['64'] == pytest.approx(macs / 1e9), label
+    for label, row in rows.items():
+        assert row['params_m'] > 0 and row['gmacs']['64'] > 0, label
+        for key, timing in row['latency'].items():
+            values = (timing['min_s'], timing['median_s'], timing['max_s'])
+            assert all(math.isfinite(v) and v > 0 for v in values), label
+            assert values[0] <= values[1] <= values[2], label
+            assert row['gflops_per_s'][key] == pytest.approx(
+                2 * row['gmacs']['64'] / timing['median_s'])
+            assert script.fmt_time(timing) in table
+        assert (f'| {label} | {row["top1"]} | {row["params_m"]:.2f}M | '
+                f'{row["gmacs"]["64"]:.3f} |') in table
+    t1, g1 = rows['FasterNet-T1'], rows['GhostNetV2-1.0']
+    for threads in result['thread_settings']:
+        key = f'64|{threads}'
+        assert result['headline'][f'backbone 64x64, {threads} thread(s)'] == \
+            pytest.approx(t1['latency'][key]['median_s'] /
+                          g1['latency'][key]['median_s'])
 
 
 def test_markdown_states_each_detector_tables_rounds(quick, script):

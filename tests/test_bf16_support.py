@@ -1,6 +1,7 @@
 """bf16 deploy is refused where the device does not run bf16 natively.
 
-The capability check is faked both ways, so these tests pass on any CPU.
+The capability queries are faked both ways, so these tests pass on any
+machine; one test reads this machine's real answers.
 """
 import argparse
 import sys
@@ -16,8 +17,13 @@ from tool_runner import REPO, load_script
 
 
 def fake_cpu(monkeypatch, capability: str, flags: set) -> None:
+    """A CPU with torch dispatch level ``capability`` whose features (torch's
+    and ``/proc/cpuinfo``'s) are ``flags``."""
     monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability',
                         lambda: capability)
+    features = {name: True for name in flags}
+    features['architecture'] = 'x86_64'
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: features)
     monkeypatch.setattr(bf16_support, 'cpu_flags', lambda: frozenset(flags))
 
 
@@ -27,6 +33,8 @@ def fake_cpu(monkeypatch, capability: str, flags: set) -> None:
     ('AVX512', {'avx2', 'avx512f', 'avx512_bf16'}, True),
     ('AVX512', {'avx512f', 'amx_tile', 'amx_bf16'}, True),
     ('AMX', set(), True),
+    ('SVE256', {'neon', 'sve', 'bf16', 'sve_bf16'}, True),
+    ('DEFAULT', {'neon', 'fp16_arith'}, False),
 ])
 def test_cpu_detection(monkeypatch, capability, flags, native):
     fake_cpu(monkeypatch, capability, flags)
@@ -35,12 +43,69 @@ def test_cpu_detection(monkeypatch, capability, flags, native):
     assert ('native bf16: yes' in benchmarking.cpu_banner()) == native
 
 
+def test_cpu_detection_asks_torch_not_proc_cpuinfo(monkeypatch):
+    """torch's query decides: an Arm CPU with BF16 (which
+    ``/proc/cpuinfo`` lists under ``Features``) and an x86 one whose
+    ``/proc/cpuinfo`` cannot be read."""
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability',
+                        lambda: 'DEFAULT')
+    monkeypatch.setattr(bf16_support, 'cpu_flags', lambda: frozenset())
+    for features in ({
+            'architecture': 'arm64',
+            'neon': True,
+            'bf16': True
+    }, {
+            'architecture': 'x86_64',
+            'avx512_bf16': True
+    }):
+        monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: features)
+        assert bf16_support.native_bf16_missing('cpu') is None, features
+
+
+def test_cpu_features_on_older_torch(monkeypatch):
+    """An older torch without ``torch.cpu.get_capabilities``: torch's
+    AVX512-BF16 / AMX queries; without those either, ``/proc/cpuinfo``."""
+    monkeypatch.delattr(torch.cpu, 'get_capabilities', raising=False)
+    monkeypatch.setattr(
+        torch.cpu, '_is_avx512_bf16_supported', lambda: True, raising=False)
+    monkeypatch.setattr(
+        torch.cpu, '_is_amx_tile_supported', lambda: False, raising=False)
+    monkeypatch.setattr(bf16_support, 'cpu_flags', lambda: frozenset({'x'}))
+    assert bf16_support.cpu_features() == {'avx512_bf16'}
+    monkeypatch.delattr(torch.cpu, '_is_avx512_bf16_supported')
+    assert bf16_support.cpu_features() == {'x'}
+
+
+def test_cpu_detection_on_this_machine():
+    """Where ``/proc/cpuinfo`` lists flags, torch's query agrees with them."""
+    flags = bf16_support.cpu_flags()
+    if not flags:
+        pytest.skip('no /proc/cpuinfo flags to compare with')
+    native = bool(flags & bf16_support.NATIVE_BF16_CPU_FLAGS
+                  ) or 'AMX' in torch.backends.cpu.get_cpu_capability()
+    assert (bf16_support.native_bf16_missing('cpu') is None) == native
+
+
 def test_cuda_detection(monkeypatch):
+    """Native bf16 from Ampere (8.0) on, asked of the device named; an
+    older GPU that torch.cuda.is_bf16_supported() accepts (it emulates
+    bf16) is refused."""
+    capabilities = {0: (7, 0), 1: (8, 0), 2: (9, 0)}
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    for supported in (True, False):
-        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: supported)
-        missing = bf16_support.native_bf16_missing('cuda:0')
-        assert (missing is None) == supported
+    monkeypatch.setattr(
+        torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.version, 'hip', None)
+    monkeypatch.setattr(
+        torch.cuda,
+        'get_device_capability',
+        lambda device=None: capabilities[torch.device(device).index or 0])
+    reason = bf16_support.native_bf16_missing('cuda:0')
+    assert reason is not None and 'compute capability 7.0' in reason
+    assert bf16_support.native_bf16_missing('cuda') is not None
+    assert bf16_support.native_bf16_missing('cuda:1') is None
+    assert bf16_support.native_bf16_missing('cuda:2') is None
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert 'no CUDA device' in bf16_support.native_bf16_missing('cuda:1')
 
 
 def test_switch_to_deploy_refuses_emulated_bf16(monkeypatch):

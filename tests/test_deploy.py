@@ -7,6 +7,7 @@ from checkpoint_factory import randomize_bn
 from mmfasternet.benchmarking import max_relative_error
 from mmfasternet.models import FasterNet, FusedFasterNetBlock
 from mmfasternet.models.backbones import fasternet as fasternet_module
+from mmfasternet.models.backbones.fused_block import fuse_conv_bn
 
 VARIANTS = ('t0', 't1', 't2', 's', 'm', 'l')
 
@@ -16,6 +17,14 @@ def randomized(model: FasterNet, seed: int = 0) -> FasterNet:
     torch.manual_seed(seed)
     model.init_weights()
     return randomize_bn(model)
+
+
+def eager_then_deployed(model: FasterNet, x: torch.Tensor):
+    """The model's outputs, then its outputs after ``switch_to_deploy()``."""
+    with torch.no_grad():
+        refs = model(x)
+        model.switch_to_deploy()
+        return refs, model(x)
 
 
 ALL_OUT_INDICES = [
@@ -30,11 +39,7 @@ ALL_OUT_INDICES = [
                                                            ('l', (2, ))])
 def test_deploy_equals_eager(arch, out_indices):
     model = randomized(FasterNet(arch=arch, out_indices=out_indices))
-    x = torch.rand(1, 3, 64, 96)
-    with torch.no_grad():
-        refs = model(x)
-        model.switch_to_deploy()
-        outs = model(x)
+    refs, outs = eager_then_deployed(model, torch.rand(1, 3, 64, 96))
     assert len(outs) == len(refs)
     for a, b in zip(outs, refs):
         assert a.shape == b.shape and a.dtype == b.dtype
@@ -46,6 +51,35 @@ def test_deploy_equals_eager(arch, out_indices):
     assert not any(isinstance(m, _BatchNorm) for m in model.stages.modules())
 
 
+def tiny_variances(model: torch.nn.Module) -> torch.nn.Module:
+    """BN running variances far below 1, where a fold that leaves out
+    ``eps`` (``1 / sqrt(var)`` for ``1 / sqrt(var + eps)``) is far off."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                module.running_var.uniform_(1e-5, 1e-3)
+    return model
+
+
+def test_conv_bn_fold_uses_eps():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 3, bias=True)
+    bn = tiny_variances(randomize_bn(torch.nn.BatchNorm2d(6, eps=1e-2)))
+    conv.eval()
+    x = torch.randn(2, 4, 9, 7)
+    with torch.no_grad():
+        fused = fuse_conv_bn(conv, bn)
+        assert torch.allclose(fused(x), bn(conv(x)), atol=1e-5)
+
+
+def test_deploy_with_tiny_variances_and_large_eps():
+    model = randomized(
+        FasterNet(arch='t0', norm_cfg=dict(type='BN', eps=1e-2)))
+    tiny_variances(model)
+    refs, outs = eager_then_deployed(model, torch.rand(1, 3, 64, 96))
+    assert max_relative_error(outs, refs) < 1e-4
+
+
 def test_deploy_with_layer_scale_and_gelu():
     model = randomized(
         FasterNet(
@@ -55,10 +89,8 @@ def test_deploy_with_layer_scale_and_gelu():
     with torch.no_grad():
         for block in (b for s in model.stages for b in s.blocks):
             block.layer_scale.uniform_(0.1, 1.0)
-        x = torch.rand(2, 3, 70, 50)
-        refs = model(x)
-        model.switch_to_deploy()
-        assert max_relative_error(model(x), refs) < 1e-4
+    refs, outs = eager_then_deployed(model, torch.rand(2, 3, 70, 50))
+    assert max_relative_error(outs, refs) < 1e-4
 
 
 def test_deploy_is_idempotent_and_refuses_training():

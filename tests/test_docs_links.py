@@ -3,6 +3,8 @@
 A link to a file must name one that exists; a ``#anchor`` into a markdown
 file must name one of its headings, slugged as GitHub does. Links with a
 scheme (``https://``, ``mailto:``) are not followed: the tests stay offline.
+The pages and the code's comments state facts, not the history of this
+project's issue tracker.
 """
 import re
 from pathlib import Path
@@ -18,6 +20,15 @@ _LINK = re.compile(r'!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)')
 _CODE_SPAN = re.compile(r'`[^`]*`')
 _FENCE = re.compile(r'^\s*(```|~~~)')
 _HEADING = re.compile(r'^(#{1,6})\s+(.*?)\s*#*\s*$')
+# "issue 14": this project's tracker, which a reader does not have (issues
+# of another repository are cited as "#16" beside its name).
+_TRACKER_ISSUE = re.compile(r'\bissues? \d+', re.IGNORECASE)
+# A table column of targets set during development ("| goal |").
+_GOAL_COLUMN = re.compile(r'^\|.*\|\s*goals?\s*\|\s*$', re.IGNORECASE)
+CODE = sorted(
+    path
+    for folder in ('mmfasternet', 'tools', 'benchmarks', 'configs', 'tests')
+    for path in (REPO / folder).rglob('*.py'))
 
 
 def prose_lines(text: str) -> Iterator[Tuple[int, str]]:
@@ -113,4 +124,32 @@ def test_broken_links_are_reported(tmp_path):
         '6: missing.png (no such file)',
         '7: other.md#nope (no heading #nope in other.md)',
         '7: #nowhere (no heading #nowhere in page.md)',
+    ]
+
+
+def notebook_lines(path: Path) -> List[str]:
+    """``line: text`` for each mention of a tracker issue or a goal
+    column in ``path``."""
+    found = []
+    for number, line in enumerate(
+            path.read_text(encoding='utf-8').splitlines(), 1):
+        if _TRACKER_ISSUE.search(line) or _GOAL_COLUMN.match(line):
+            found.append(f'{number}: {line.strip()}')
+    return found
+
+
+def test_pages_and_code_state_facts_not_tracker_history():
+    found = {
+        str(path.relative_to(REPO)): notebook_lines(path)
+        for path in PAGES + CODE if path != Path(__file__).resolve()
+    }
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_notebook_lines_are_found(tmp_path):
+    page = tmp_path / 'page.md'
+    page.write_text('As issue 14 showed.\n| model | goal |\n'
+                    'the official issue #30\n| goal met | 2x |\n')
+    assert notebook_lines(page) == [
+        '1: As issue 14 showed.', '2: | model | goal |'
     ]

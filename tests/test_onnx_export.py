@@ -221,6 +221,31 @@ def test_unexportable_module_is_named(tmp_path):
     assert 'Traceback' not in message and '\n' not in message
 
 
+def test_failure_while_tracing_is_named_by_its_path_in_the_model(tmp_path):
+    """A module that fails only under the exporter's trace (run inside the
+    exporter's own wrapper module) is named by its path in the model."""
+
+    class TraceOnly(torch.nn.Module):
+
+        def forward(self, x):
+            if torch.jit.is_tracing():
+                raise ValueError('not while tracing')
+            return x
+
+    model = FasterNet(arch='t0', out_indices=(3, )).eval()
+    model.stages[1].blocks[0].spatial_mixing = TraceOnly()
+    with pytest.raises(ExportError) as info:
+        export_onnx(model, str(tmp_path / 'x.onnx'), input_shape=(64, 64))
+    message = str(info.value)
+    assert message.startswith(
+        'ONNX export (opset 17) failed in module '
+        'stages.1.blocks.0.spatial_mixing (TraceOnly) (inside <model> '
+        '(FeatureWrapper) > <model> (FasterNet) > stages.1 (FasterNetStage) '
+        '> stages.1.blocks (Sequential) > stages.1.blocks.0 '
+        '(FasterNetBlock)): '), message
+    assert 'ValueError: not while tracing' in message
+
+
 def test_unsupported_detector_end2end_is_refused(tmp_path):
     """A detector with no end-to-end wrapper (RetinaNet) is refused with
     the head's name and a pointer to --mode features."""

@@ -122,7 +122,7 @@ def test_recipe_is_rtmdets(name, stock_name):
             expected['in_channels'] = ours.model.neck.in_channels
         assert unscoped(ours.model[key]) == expected, key
     assert ours.model.type == stock.model.type == 'RTMDet'
-    # The recipe the issue names, as inherited.
+    # RTMDet's published recipe, as inherited.
     assert ours.train_cfg.max_epochs == 300
     assert ours.optim_wrapper.optimizer == dict(
         type='AdamW', lr=0.004, weight_decay=0.05)

@@ -18,12 +18,9 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from safetensors.torch import save_file
 
-from checkpoint_factory import (random_timm_fasternet, randomize_bn,
-                                timm_to_official)
+from checkpoint_factory import (assert_official_outputs, deterministic_state,
+                                randomize_bn)
 from mmfasternet.checkpoint_loading import cached_file_name
-from mmfasternet.models.utils.weight_layouts import (OFFICIAL_CLASSIFICATION,
-                                                     convert_to_mmfasternet,
-                                                     detect_layout)
 from official_weights import fasternet_url, ghostnetv2_url
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
@@ -34,9 +31,15 @@ CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
 
 def official_fasternet_t0() -> dict:
     """FasterNet-T0 weights as the official release stores them: the
-    classification model's state dict, saved as it is."""
-    return OrderedDict(
-        timm_to_official(random_timm_fasternet('t0').state_dict()))
+    classification model's state dict (the official code's keys), saved as
+    it is."""
+    return OrderedDict(deterministic_state('t0', detection=False))
+
+
+def computes_as_official_t0(backbone: torch.nn.Module, state: dict) -> None:
+    """The backbone computes what the official FasterNet-T0 computes with
+    these weights (``state`` is :func:`official_fasternet_t0`'s)."""
+    assert_official_outputs(backbone, 't0', with_norms=False)
 
 
 def timm_ghostnetv2_100() -> dict:
@@ -56,13 +59,13 @@ def save_like(url: str, state: dict, path: Path) -> Path:
 
 
 # (config, URL its backbone must name, the official file's contents,
-#  the backbone's names for them)
+#  the check that they arrived in the backbone)
 CASES = {
-    'fasternet':
-    ('mask_rcnn_fasternet_t0_fpn_1x_coco.py', fasternet_url('t0'),
-     official_fasternet_t0, lambda s: convert_to_mmfasternet(s).state_dict),
+    'fasternet': ('mask_rcnn_fasternet_t0_fpn_1x_coco.py', fasternet_url('t0'),
+                  official_fasternet_t0, computes_as_official_t0),
     'ghostnetv2': ('mask_rcnn_ghostnetv2_100_fpn_1x_coco.py',
-                   ghostnetv2_url('100'), timm_ghostnetv2_100, dict),
+                   ghostnetv2_url('100'), timm_ghostnetv2_100,
+                   lambda backbone, state: assert_loaded(backbone, state)),
 }
 
 
@@ -98,29 +101,25 @@ def assert_loaded(backbone: torch.nn.Module, expected: dict) -> None:
 
 @pytest.mark.parametrize('case', list(CASES))
 def test_url_loads_from_the_torch_hub_cache(case, offline_hub):
-    config, url, make_state, rename = CASES[case]
+    config, url, make_state, check = CASES[case]
     cfg = Config.fromfile(str(CONFIG_DIR / config))
     assert cfg.model.backbone.init_cfg.checkpoint == url
     state = make_state()
     offline_hub.mkdir(parents=True)
     save_like(url, state, offline_hub / cached_file_name(url))
 
-    assert_loaded(init_backbone(cfg), rename(state))
-
-
-def test_official_fasternet_file_has_the_official_layout():
-    assert detect_layout(official_fasternet_t0()) == OFFICIAL_CLASSIFICATION
+    check(init_backbone(cfg), state)
 
 
 @pytest.mark.parametrize('case', list(CASES))
 def test_cfg_options_path_replaces_the_url(case, offline_hub, tmp_path):
-    config, url, make_state, rename = CASES[case]
+    config, url, make_state, check = CASES[case]
     state = make_state()
     local = save_like(url, state, tmp_path / Path(url).name)
     cfg = Config.fromfile(str(CONFIG_DIR / config))
     cfg.merge_from_dict({'model.backbone.init_cfg.checkpoint': str(local)})
 
-    assert_loaded(init_backbone(cfg), rename(state))
+    check(init_backbone(cfg), state)
     assert not offline_hub.exists()  # the cache was not even looked at
 
 

@@ -50,6 +50,9 @@ def module_tracker(model: nn.Module) -> Iterator[List[str]]:
     When a forward pass raises, the modules it was in stay on the stack
     (their forward hooks never ran): its last entry is the innermost one.
     """
+    # Not torch.utils.module_tracker.ModuleTracker: it keeps an unordered
+    # set of names rooted at the first module run (under torch.onnx.export,
+    # the exporter's own ONNXTracedModule), not the path in ``model``.
     stack: List[str] = []
     handles = []
     for name, module in model.named_modules():

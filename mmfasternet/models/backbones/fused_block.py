@@ -20,45 +20,16 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-
-@torch.no_grad()
-def fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor],
-            bn: _BatchNorm):
-    """Fold an eval-mode BN that follows a conv into the conv's weights.
-
-    Args:
-        weight (Tensor): Conv weight, output channels first.
-        bias (Tensor, optional): Conv bias, or None.
-        bn (_BatchNorm): The norm layer (its running statistics are used).
-
-    Returns:
-        tuple[Tensor, Tensor]: The folded weight and bias.
-    """
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    shape = (-1, ) + (1, ) * (weight.dim() - 1)
-    folded_bias = bn.bias - bn.running_mean * scale
-    if bias is not None:
-        folded_bias = folded_bias + bias * scale
-    return weight * scale.reshape(shape), folded_bias
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
-    """Return a new conv (with bias) equal to ``bn(conv(x))`` in eval mode."""
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        groups=conv.groups,
-        bias=True).to(conv.weight)
-    weight, bias = fold_bn(conv.weight, conv.bias, bn)
-    fused.weight.copy_(weight)
-    fused.bias.copy_(bias)
-    return fused.requires_grad_(False)
+    """Return a new conv (with bias) equal to ``bn(conv(x))`` in eval mode.
+
+    Both modules must be in eval mode (torch's ``fuse_conv_bn_eval``).
+    """
+    return fuse_conv_bn_eval(conv, bn).requires_grad_(False)
 
 
 class FusedFasterNetBlock(nn.Module):

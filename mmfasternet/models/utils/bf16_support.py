@@ -8,8 +8,10 @@ from typing import FrozenSet, Optional
 
 import torch
 
-#: ``/proc/cpuinfo`` flags that mean the CPU computes in bf16 natively.
-NATIVE_BF16_CPU_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
+#: CPU features (as torch and ``/proc/cpuinfo`` name them) that compute in
+#: bf16 natively: AVX512-BF16 and AMX-BF16 on x86, BF16 and SVE-BF16 on Arm.
+NATIVE_BF16_CPU_FLAGS = frozenset(
+    {'avx512_bf16', 'amx_bf16', 'bf16', 'sve_bf16'})
 
 
 def cpu_flags() -> FrozenSet[str]:
@@ -28,13 +30,36 @@ def cpu_flags() -> FrozenSet[str]:
     return frozenset()
 
 
+def cpu_features() -> FrozenSet[str]:
+    """The CPU features that torch detects (its cpuinfo library).
+
+    ``torch.cpu.get_capabilities()`` where torch has it (x86 and Arm);
+    before that, torch's AVX512-BF16 / AMX queries (x86 only); on a torch
+    without either, ``/proc/cpuinfo``'s flags, as torch offers no query.
+
+    Returns:
+        frozenset[str]: The names of the features present.
+    """
+    capabilities = getattr(torch.cpu, 'get_capabilities', None)
+    if capabilities is not None:
+        return frozenset(k for k, v in capabilities().items() if v is True)
+    avx512_bf16 = getattr(torch.cpu, '_is_avx512_bf16_supported', None)
+    if avx512_bf16 is None:
+        return cpu_flags()
+    amx = getattr(torch.cpu, '_is_amx_tile_supported', lambda: False)
+    present = dict(avx512_bf16=avx512_bf16(), amx_bf16=amx())  # AMX has bf16
+    return frozenset(name for name, found in present.items() if found)
+
+
 def native_bf16_missing(device: str = 'cpu') -> Optional[str]:
     """Why ``device`` does not run bf16 natively, or None when it does.
 
     A CPU counts as native when torch's dispatch level is an AMX one
-    (``torch.backends.cpu.get_cpu_capability()``) or ``/proc/cpuinfo`` lists
-    AVX512-BF16 or AMX-BF16; a CUDA device when
-    ``torch.cuda.is_bf16_supported()`` says so.
+    (``torch.backends.cpu.get_cpu_capability()``) or it has one of
+    :data:`NATIVE_BF16_CPU_FLAGS` (:func:`cpu_features`); a CUDA device
+    from Ampere (compute capability 8.0) on, where bf16 runs on the tensor
+    cores (``torch.cuda.is_bf16_supported()`` also says yes to older GPUs,
+    which emulate it), and every ROCm device.
 
     Args:
         device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``. Default: 'cpu'.
@@ -42,20 +67,26 @@ def native_bf16_missing(device: str = 'cpu') -> Optional[str]:
     Returns:
         str | None: A one-line reason, or None where bf16 is native.
     """
-    kind = torch.device(device).type
-    if kind == 'cuda':
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    device = torch.device(device)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            return 'no CUDA device is available'
+        if torch.version.hip:
             return None
-        return 'this CUDA device has no native bfloat16 support'
-    if kind != 'cpu':
-        return f'native bfloat16 support is unknown on {kind!r} devices'
+        major, minor = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            return None
+        return (f'this CUDA device (compute capability {major}.{minor}) '
+                'emulates bfloat16; native bfloat16 needs 8.0 (Ampere) or '
+                'newer')
+    if device.type != 'cpu':
+        return f'native bfloat16 support is unknown on {device.type!r} devices'
     capability = torch.backends.cpu.get_cpu_capability()
-    if any(k in capability.upper()
-           for k in ('AMX', 'BF16')) or (cpu_flags() & NATIVE_BF16_CPU_FLAGS):
+    if 'AMX' in capability.upper() or (cpu_features() & NATIVE_BF16_CPU_FLAGS):
         return None
-    return ('this CPU has neither AVX512-BF16 nor AMX (torch dispatch '
-            f'level {capability}), so bfloat16 is emulated and runs several '
-            'times slower than fp32')
+    return ('this CPU has neither AVX512-BF16 nor AMX (nor Arm BF16; torch '
+            f'dispatch level {capability}), so bfloat16 is emulated and runs '
+            'several times slower than fp32')
 
 
 def check_native_bf16(device: str = 'cpu') -> None:
