@@ -4,24 +4,38 @@ PyTorch 2.6 made ``torch.load(..., weights_only=True)`` the default. Its
 restricted unpickler refuses everything that is not a tensor or a plain
 container, which includes what mmengine writes into every checkpoint: the
 message hub's :class:`~mmengine.logging.HistoryBuffer` objects with their
-numpy histories, and numpy scalars in ``meta``. ``--resume``,
-``tools/test.py`` and ``init_cfg=dict(type='Pretrained', ...)`` then fail.
+numpy histories, and numpy scalars in ``meta``. mmengine's own loaders call
+``torch.load`` with that default, so ``--resume``, ``tools/test.py`` and
+``init_cfg=dict(type='Pretrained', ...)`` fail on a Runner's checkpoint.
 
-:func:`setup_safe_checkpoint_loading` (called when :mod:`mmfasternet` is
-imported, which every config does through ``custom_imports``) fixes this
-while keeping ``weights_only`` on:
+This module's loaders (:func:`load_from_local`, :func:`load_from_http`)
+keep ``weights_only`` on and:
 
-* it allow-lists exactly the extra types such checkpoints need
+* allow exactly the extra types such checkpoints need
   (:data:`HistoryBuffer`, numpy arrays of numeric/bool dtype, numeric/bool
-  numpy scalars and dtypes), see :func:`safe_checkpoint_globals`;
-* it registers loaders for local files and ``http(s)://`` URLs with
-  mmengine's :class:`~mmengine.runner.CheckpointLoader` that always load
-  with ``weights_only=True``, read ``.safetensors`` files with
-  :func:`safetensors.torch.load_file`, and turn a refusal into a
-  :class:`UnsafeCheckpointError` that names the file;
-* a file that is no checkpoint at all (empty, cut short, or neither a
-  PyTorch nor a safetensors file) raises one
-  :class:`UnreadableCheckpointError` that names the file and says which.
+  numpy scalars and dtypes, see :func:`safe_checkpoint_globals`), for the
+  duration of their own ``torch.load`` only: torch's global allow-list is
+  never changed;
+* read ``.safetensors`` files with :func:`safetensors.torch.load_file`, and
+  cache Hugging Face files under :func:`cached_file_name`;
+* turn a refusal into a :class:`UnsafeCheckpointError` that names the file,
+  and a file that is no checkpoint at all (empty, cut short, or neither a
+  PyTorch nor a safetensors file) into one
+  :class:`UnreadableCheckpointError` that says which.
+
+Where they are used:
+
+* always inside :func:`safe_checkpoint_loaders`, which the backbones'
+  ``init_weights`` (``init_cfg`` checkpoints), ``tools/train.py`` /
+  ``tools/test.py`` and the export tools enter, and which puts mmengine's
+  table of loaders back as it was on exit;
+* process-wide only where mmengine's stock loader cannot read a Runner's
+  checkpoint (see :func:`stock_loader_reads_runner_checkpoints`: PyTorch >=
+  2.6 without ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``). There, importing
+  :mod:`mmfasternet` (which every config does through ``custom_imports``)
+  registers them with :class:`~mmengine.runner.CheckpointLoader` for local
+  paths and ``http(s)://`` URLs, so that mmdet's and mmseg's own tools load
+  such checkpoints too. Elsewhere importing the package changes no loader.
 
 A file holding any other pickle content (for example a ``__reduce__``
 payload) is refused *before* anything in it runs. A trusted legacy file can
@@ -30,20 +44,26 @@ be loaded deliberately, for that file only, with :func:`trusted_checkpoint`
 There is no global switch.
 
 Example:
-    >>> import mmfasternet  # noqa: F401  (sets up safe loading)
+    >>> import mmfasternet
     >>> from mmengine.runner import load_checkpoint
-    >>> load_checkpoint(model, 'work_dirs/exp/iter_4000.pth')  # doctest: +SKIP
-    >>> with mmfasternet.trusted_checkpoint('legacy_full_model.pth'):
-    ...     load_checkpoint(model, 'legacy_full_model.pth')  # doctest: +SKIP
+    >>> ckpt = 'work_dirs/exp/iter_4000.pth'
+    >>> with mmfasternet.safe_checkpoint_loaders():  # doctest: +SKIP
+    ...     load_checkpoint(model, ckpt)
+    >>> legacy = 'legacy_full_model.pth'
+    >>> with mmfasternet.safe_checkpoint_loaders():  # doctest: +SKIP
+    ...     with mmfasternet.trusted_checkpoint(legacy):
+    ...         load_checkpoint(model, legacy)
 """
 import builtins
 import contextlib
 import importlib
+import io
 import logging
 import os
 import os.path as osp
 import pickle
 import re
+import warnings
 import zipfile
 from collections import Counter
 from typing import Any, Callable, Iterator, List, Tuple, Union
@@ -57,7 +77,8 @@ from mmengine.runner import CheckpointLoader
 __all__ = [
     'UnreadableCheckpointError', 'UnsafeCheckpointError', 'cached_file_name',
     'load_from_http', 'load_from_local', 'safe_checkpoint_globals',
-    'setup_safe_checkpoint_loading', 'trusted_checkpoint'
+    'safe_checkpoint_loaders', 'setup_safe_checkpoint_loading',
+    'stock_loader_reads_runner_checkpoints', 'trusted_checkpoint'
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -141,6 +162,33 @@ def safe_checkpoint_globals() -> List[SafeGlobal]:
     return entries
 
 
+@contextlib.contextmanager
+def _allow_listed() -> Iterator[None]:
+    """Extend torch's ``weights_only`` allow-list with
+    :func:`safe_checkpoint_globals` for the block only.
+
+    Entries the process had already allowed are left alone (torch's
+    ``safe_globals`` would remove them on exit), so the global list is the
+    same afterwards. PyTorch < 2.4 has no allow-list to extend.
+    """
+    serialization = torch.serialization
+    if not hasattr(serialization, 'add_safe_globals'):
+        yield
+        return
+    before = list(serialization.get_safe_globals())
+    added = [e for e in safe_checkpoint_globals() if e not in before]
+    if hasattr(serialization, 'safe_globals'):  # PyTorch >= 2.5
+        with serialization.safe_globals(added):
+            yield
+        return
+    serialization.add_safe_globals(added)
+    try:
+        yield
+    finally:
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(before)
+
+
 def _trust_key(filename: str) -> str:
     """Identity of a checkpoint for the trust list: resolved path or URL."""
     if urlparse(filename).scheme in ('http', 'https'):
@@ -157,10 +205,12 @@ def trusted_checkpoint(*filenames: Union[str, os.PathLike]) -> Iterator[None]:
     """Allow full (unsafe) unpickling of the given checkpoints, and no other.
 
     Only use this for files whose origin you trust: unpickling them can run
-    arbitrary code. Inside the block, loading exactly these files through
-    mmengine (``load_checkpoint``, ``Runner.resume``, ``init_cfg``) uses
-    ``weights_only=False``; every other file is still loaded safely. Outside
-    the block nothing changes.
+    arbitrary code. Inside the block, mmfasternet's loaders read exactly
+    these files with ``weights_only=False``, through mmengine too
+    (``load_checkpoint``, ``Runner.resume``, ``init_cfg``) where they are
+    in use (see :func:`safe_checkpoint_loaders`); every other file is still
+    loaded safely. Outside the block nothing changes. Blocks nest, for the
+    same file too.
 
     Args:
         *filenames (str | os.PathLike): Local paths (compared after resolving
@@ -234,8 +284,10 @@ def _refusal(filename: str, source: str, error: Exception) -> str:
     reason = reason.split('Check the documentation of torch.load')[0]
     reason = reason.split(' Please use `torch.serialization')[0].strip()
     try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-    except Exception:  # legacy format or unreadable: the scan is optional
+        with _allow_listed():
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
+                filename)
+    except Exception:  # legacy format, older torch: the scan is optional
         unsafe = []
     found = f' (not allow-listed: {", ".join(sorted(unsafe))})' if unsafe \
         else ''
@@ -282,8 +334,9 @@ def _load_file(filename: str, map_location: Any, source: str) -> Any:
         return torch.load(
             filename, map_location=map_location, weights_only=False)
     try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
+        with _allow_listed():
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'truncated' in str(err):
             raise _unreadable(source, 'its pickle data is truncated') from err
@@ -397,17 +450,82 @@ def load_from_http(filename: str,
     return _load_file(cached, map_location, source=filename)
 
 
-def setup_safe_checkpoint_loading() -> None:
-    """Allow-list mmengine's checkpoint types and register the safe loaders.
+# The prefixes mmfasternet's loaders serve in mmengine's CheckpointLoader.
+_LOADERS = (('', load_from_local), (('http://', 'https://'), load_from_http))
 
-    Idempotent: calling it again changes nothing. Does nothing on PyTorch
-    builds without ``torch.serialization.add_safe_globals`` (< 2.4), where
-    there is no ``weights_only`` allow-list to extend.
+
+@contextlib.contextmanager
+def safe_checkpoint_loaders() -> Iterator[None]:
+    """Load local and ``http(s)://`` checkpoints through mmfasternet's safe
+    loaders inside the block, whatever loaders the process has registered.
+
+    mmengine's :class:`~mmengine.runner.CheckpointLoader` (and so
+    ``load_checkpoint``, ``Runner`` and ``init_cfg``) uses
+    :func:`load_from_local` and :func:`load_from_http` until the block
+    ends; then its table of loaders is put back as it was. Blocks nest.
+
+    Example:
+        >>> with safe_checkpoint_loaders():  # doctest: +SKIP
+        ...     load_checkpoint(model, 'model.safetensors')
     """
-    if not hasattr(torch.serialization, 'add_safe_globals'):
-        return
-    torch.serialization.add_safe_globals(safe_checkpoint_globals())
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=load_from_http, force=True)
+    # register_scheme replaces the table (it re-sorts it into a new dict),
+    # so the old one is put back by assignment.
+    before = CheckpointLoader._schemes.copy()
+    for prefixes, loader in _LOADERS:
+        CheckpointLoader.register_scheme(prefixes, loader, force=True)
+    try:
+        yield
+    finally:
+        CheckpointLoader._schemes = before
+
+
+def stock_loader_reads_runner_checkpoints() -> bool:
+    """Whether mmengine's own loaders can read what ``Runner`` saves.
+
+    They call ``torch.load`` with its defaults, so the answer is torch's:
+    yes before PyTorch 2.6 (``weights_only=False``), or with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, or once the process itself has
+    allowed mmengine's types; no otherwise. Found by loading, in memory, a
+    small dict with what a Runner's checkpoint holds beyond tensors (a
+    :class:`HistoryBuffer` and a numpy scalar).
+
+    Returns:
+        bool: True if a Runner's checkpoint loads with the stock loaders.
+    """
+    import numpy as np
+    history = HistoryBuffer()
+    history.update(1.0)
+    data = io.BytesIO()
+    torch.save(dict(history=history, seed=np.int64(0)), data)
+    data.seek(0)
+    with warnings.catch_warnings():
+        # torch 2.4/2.5 warn about the weights_only=False default, and the
+        # environment variable warns that it forces it.
+        warnings.simplefilter('ignore')
+        try:
+            torch.load(data)
+        except pickle.UnpicklingError:
+            return False
+    return True
+
+
+def setup_safe_checkpoint_loading() -> bool:
+    """Register the safe loaders process-wide, if the stock ones would fail.
+
+    Called when :mod:`mmfasternet` is imported. Where
+    :func:`stock_loader_reads_runner_checkpoints` holds it changes nothing
+    (neither mmengine's loaders nor torch's allow-list); elsewhere
+    (PyTorch >= 2.6) it registers :func:`load_from_local` and
+    :func:`load_from_http` with mmengine's ``CheckpointLoader`` for local
+    paths and ``http(s)://`` URLs, so that any tool loads a Runner's
+    checkpoints. Idempotent. Torch's global allow-list is never changed:
+    the loaders allow mmengine's types only during their own load.
+
+    Returns:
+        bool: Whether it registered them.
+    """
+    if stock_loader_reads_runner_checkpoints():
+        return False
+    for prefixes, loader in _LOADERS:
+        CheckpointLoader.register_scheme(prefixes, loader, force=True)
+    return True

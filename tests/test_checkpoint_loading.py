@@ -1,26 +1,51 @@
-"""Checkpoints load with ``weights_only`` on; pickle payloads never run."""
+"""Checkpoints load with ``weights_only`` on; pickle payloads never run;
+importing mmfasternet changes no loader where mmengine's stock one works,
+and stock checkpoints load as they do without it."""
+import json
+import logging
+import os
 import os.path as osp
 import pickle
 import shutil
+from pathlib import Path
 
+import mmengine
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from backbone_checks import logged_during
+from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import MultiStepLR, OptimWrapper
+from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import (CheckpointLoader, Runner, get_state_dict,
                              load_checkpoint, save_checkpoint, weights_to_cpu)
 from torch.utils.data import Dataset
 
 import mmfasternet
 from mmfasternet import checkpoint_loading
-from mmfasternet.checkpoint_loading import (UnreadableCheckpointError,
-                                            UnsafeCheckpointError,
-                                            load_from_http, load_from_local,
-                                            setup_safe_checkpoint_loading)
+from mmfasternet.checkpoint_loading import (
+    UnreadableCheckpointError, UnsafeCheckpointError, load_from_http,
+    load_from_local, safe_checkpoint_loaders, setup_safe_checkpoint_loading,
+    stock_loader_reads_runner_checkpoints)
 from mmfasternet.models import FasterNet
+from tool_runner import run_script
+from toy_configs import with_sizes
+
+REPO = Path(__file__).resolve().parents[1]
+SEG_DEMO = REPO / 'configs' / 'demo' / 'fpn_fasternet_t0_ade20k_toy.py'
+FASTERNET_MASK_RCNN = str(REPO / 'configs' /
+                          'mask_rcnn_fasternet_t0_fpn_1x_coco.py')
+R50_MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+# The loaders importing mmfasternet may register, where the stock one fails.
+OUR_SCHEMES = {
+    '': 'mmfasternet.checkpoint_loading.load_from_local',
+    'http://': 'mmfasternet.checkpoint_loading.load_from_http',
+    'https://': 'mmfasternet.checkpoint_loading.load_from_http',
+}
 
 
 class ToyModel(BaseModel):
@@ -100,19 +125,77 @@ def _runner_style_checkpoint(model):
         param_schedulers=[scheduler.state_dict()])
 
 
-def test_setup_is_idempotent_and_registers_loaders():
-    before = set(torch.serialization.get_safe_globals())
-    setup_safe_checkpoint_loading()
-    setup_safe_checkpoint_loading()
-    assert set(torch.serialization.get_safe_globals()) == before
-    assert HistoryBuffer in before
-    assert CheckpointLoader._get_checkpoint_loader(
-        'a/b.pth') is load_from_local
-    assert CheckpointLoader._get_checkpoint_loader(
-        'https://x.org/b.pth') is load_from_http
+def test_setup_registers_loaders_only_where_stock_fails():
+    allowed = set(torch.serialization.get_safe_globals())
+    registered = setup_safe_checkpoint_loading()
+    assert registered is not stock_loader_reads_runner_checkpoints()
+    schemes = CheckpointLoader._schemes.copy()
+    setup_safe_checkpoint_loading()  # idempotent
+    assert CheckpointLoader._schemes == schemes
+    # torch's global allow-list is never extended
+    assert set(torch.serialization.get_safe_globals()) == allowed
+    assert HistoryBuffer not in allowed
+    local = CheckpointLoader._get_checkpoint_loader('a/b.pth')
+    assert (local is load_from_local) is registered
+    assert (CheckpointLoader._get_checkpoint_loader('https://x.org/b.pth')
+            is load_from_http) is registered
     # other schemes keep mmengine's loaders
     assert CheckpointLoader._get_checkpoint_loader(
         'open-mmlab://resnet50_v1c').__module__ == 'mmengine.runner.checkpoint'
+
+
+def _stock_schemes() -> dict:
+    """mmengine's own entries of ``CheckpointLoader``'s table."""
+    return {
+        prefix: loader
+        for prefix, loader in CheckpointLoader._schemes.items()
+        if loader.__module__ == 'mmengine.runner.checkpoint'
+    }
+
+
+def test_setup_changes_nothing_where_stock_loader_works(monkeypatch):
+    """``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` makes torch >= 2.6 load as
+    torch < 2.6 does (``weights_only=False``): the stock loader works."""
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    stock = _stock_schemes()
+    monkeypatch.setattr(CheckpointLoader, '_schemes', dict(stock))
+    allowed = set(torch.serialization.get_safe_globals())
+    assert stock_loader_reads_runner_checkpoints()
+    assert setup_safe_checkpoint_loading() is False
+    assert CheckpointLoader._schemes == stock
+    assert set(torch.serialization.get_safe_globals()) == allowed
+
+
+def test_safe_loaders_are_scoped_to_their_block(tmp_path, monkeypatch):
+    stock = _stock_schemes()
+    monkeypatch.setattr(CheckpointLoader, '_schemes', dict(stock))
+    path = str(tmp_path / 'iter_3.pth')
+    save_checkpoint(_runner_style_checkpoint(ToyModel()), path)
+    with safe_checkpoint_loaders():
+        with safe_checkpoint_loaders():  # blocks nest
+            assert CheckpointLoader._get_checkpoint_loader(
+                path) is load_from_local
+        loaded = CheckpointLoader.load_checkpoint(path)
+        assert isinstance(loaded['message_hub']['log_scalars']['train/loss'],
+                          HistoryBuffer)
+    assert CheckpointLoader._schemes == stock
+
+
+def test_allow_list_is_restored_as_it_was(tmp_path):
+    """An entry the process had allowed itself stays allowed after our
+    load (torch's ``safe_globals`` block would remove it on exit)."""
+    path = str(tmp_path / 'iter_3.pth')
+    save_checkpoint(_runner_style_checkpoint(ToyModel()), path)
+    before = set(torch.serialization.get_safe_globals())
+    torch.serialization.add_safe_globals([HistoryBuffer])
+    try:
+        load_from_local(path)
+        assert HistoryBuffer in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(list(before))
+    load_from_local(path)
+    assert set(torch.serialization.get_safe_globals()) == before
 
 
 def test_allow_list_names_both_numpy_core_modules():
@@ -140,7 +223,12 @@ def test_runner_style_checkpoint_loads(tmp_path):
     save_checkpoint(checkpoint, path)
     # the file really needs the allow-list, and nothing else
     with open(path, 'rb') as f:
-        assert torch.serialization.get_unsafe_globals_in_checkpoint(f) == []
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(f)
+        f.seek(0)
+        with torch.serialization.safe_globals(
+                checkpoint_loading.safe_checkpoint_globals()):
+            assert torch.serialization.get_unsafe_globals_in_checkpoint(
+                f) == []
 
     loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     history = loaded['message_hub']['log_scalars']['train/loss']
@@ -214,7 +302,9 @@ def test_resume_tiny_runner(tmp_path):
     first.train()
     ckpt = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt)
-    with open(ckpt, 'rb') as f:  # the real thing holds HistoryBuffers
+    with open(ckpt, 'rb') as f, torch.serialization.safe_globals(
+            checkpoint_loading.safe_checkpoint_globals()):
+        # the real thing holds HistoryBuffers
         assert torch.serialization.get_unsafe_globals_in_checkpoint(f) == []
     weights = {k: v.clone() for k, v in first.model.state_dict().items()}
 
@@ -282,6 +372,27 @@ def test_trusted_checkpoint_is_scoped_to_its_file(tmp_path, monkeypatch):
     with pytest.raises(UnsafeCheckpointError):
         CheckpointLoader.load_checkpoint(path_a)
     assert not marker_a.exists()
+    assert not checkpoint_loading._trusted
+
+
+def test_nested_trust_of_one_file_keeps_the_outer_trust(tmp_path, monkeypatch):
+    """The inner block (the same file, spelled another way) ends; the
+    outer block still trusts the file until it ends too."""
+    marker = tmp_path / 'ran'
+    path = _payload_checkpoint(tmp_path / 'a.pth', marker)
+    monkeypatch.chdir(tmp_path)
+
+    with mmfasternet.trusted_checkpoint(path):
+        with mmfasternet.trusted_checkpoint('a.pth'):
+            load_from_local(path)
+        assert marker.exists()
+        marker.unlink()
+        load_from_local(path)  # still trusted: the payload runs again
+        assert marker.exists()
+        marker.unlink()
+    with pytest.raises(UnsafeCheckpointError):
+        load_from_local(path)
+    assert not marker.exists()
     assert not checkpoint_loading._trusted
 
 
@@ -373,3 +484,209 @@ def test_bad_safetensors_file_is_named(tmp_path, kind):
         path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(UnreadableCheckpointError, match='not a readable'):
         load_from_local(str(path))
+
+
+# ---------------------------------------------------------------------------
+# Stock checkpoints, with and without mmfasternet
+
+
+def _detector(config: str) -> nn.Module:
+    """The detector of ``config``, randomly initialised (its backbone's
+    ``init_cfg`` removed: no ImageNet weights)."""
+    cfg = get_config(config) if '::' in config else Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+@pytest.fixture(scope='module')
+def mask_rcnn_r50(tmp_path_factory):
+    """mmdet's ResNet-50 Mask R-CNN, randomly initialised, and its
+    checkpoint saved as a Runner saves one (``meta`` and ``state_dict``)."""
+    model = _detector(R50_MASK_RCNN)
+    meta = dict(
+        epoch=12,
+        iter=12,
+        cfg=get_config(R50_MASK_RCNN).pretty_text,
+        seed=0,
+        experiment_name='mask-rcnn_r50_fpn_1x_coco',
+        time='20250101_000000',
+        mmengine_version=mmengine.__version__,
+        dataset_meta=dict(classes=('person', 'car'), palette=[(0, 0, 0)]))
+    path = tmp_path_factory.mktemp('r50') / 'mask_rcnn_r50.pth'
+    save_checkpoint(
+        dict(meta=meta, state_dict=weights_to_cpu(get_state_dict(model))),
+        str(path))
+    return model, str(path)
+
+
+@pytest.fixture(scope='module')
+def mmseg_runner_checkpoint(toy_ade_root, tmp_path_factory):
+    """What a real Runner saves for an mmseg model (the demo's Semantic FPN
+    with mmseg's ResNetV1c-18 instead of FasterNet) after 2 iterations on
+    the toy ADE set: meta, message hub, optimizer and scheduler states."""
+    root = os.path.join(str(toy_ade_root), '')
+    work_dir = tmp_path_factory.mktemp('seg_runner')
+    cfg = Config.fromfile(SEG_DEMO)
+    crop = (64, 64)
+    loader = dict(num_workers=0, persistent_workers=False, batch_size=2)
+    pipeline = with_sizes(
+        cfg.train_dataloader.dataset.pipeline, scale=(128, 96), crop_size=crop)
+    cfg.merge_from_dict(
+        dict(
+            work_dir=str(work_dir),
+            model=dict(
+                data_preprocessor=dict(size=crop),
+                backbone=dict(
+                    _delete_=True,
+                    type='ResNetV1c',
+                    depth=18,
+                    norm_cfg=dict(type='BN', requires_grad=True)),
+                neck=dict(in_channels=[64, 128, 256, 512])),
+            train_dataloader=dict(
+                **loader, dataset=dict(data_root=root, pipeline=pipeline)),
+            train_cfg=dict(max_iters=2),
+            default_hooks=dict(
+                logger=dict(interval=1), checkpoint=dict(interval=2))))
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    Runner.from_cfg(cfg).train()
+    return str(work_dir / 'iter_2.pth')
+
+
+def _load_in_fresh_process(paths, **env) -> dict:
+    """``tests/stock_loading.py``'s result for ``paths``: loaded without,
+    then with mmfasternet, in a new process."""
+    output = run_script('tests/stock_loading.py', *paths, **env)
+    line = [x for x in output.splitlines() if x.startswith('RESULT ')][-1]
+    return json.loads(line[len('RESULT '):])
+
+
+def test_stock_checkpoints_load_identically(mask_rcnn_r50,
+                                            mmseg_runner_checkpoint):
+    """mmdet's R-50 Mask R-CNN checkpoint and an mmseg Runner's checkpoint,
+    loaded by mmengine's ``CheckpointLoader`` in a fresh process, first
+    without mmfasternet, then after ``import mmfasternet``; under torch's
+    default and with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (the stock
+    loader working, as on torch < 2.6).
+
+    "Identically": the same content (types, dtypes, shapes, the bytes of
+    every tensor and array, numpy scalars and HistoryBuffers) as the
+    process loaded before importing mmfasternet. Where the stock loader
+    fails on the Runner's checkpoint (torch >= 2.6's ``weights_only``
+    default: its HistoryBuffers), the import registers mmfasternet's
+    loaders for local paths and http(s) and changes nothing else, and the
+    checkpoint then loads to the content the stock loader returns where it
+    works.
+    """
+    detector, seg = mask_rcnn_r50[1], mmseg_runner_checkpoint
+    stock_works = dict(TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    runs = dict(
+        default=_load_in_fresh_process([detector, seg]),
+        stock_works=_load_in_fresh_process([detector, seg], **stock_works))
+    reference = runs['stock_works']['without'][seg]
+    assert 'loaded' in reference, reference
+    for name, run in runs.items():
+        without, with_ = run['without'], run['with']
+        before, after = run['before'], run['after']
+        assert 'loaded' in without[detector], without[detector]
+        assert with_[detector] == without[detector]
+        assert after['safe_globals'] == before['safe_globals']
+        assert with_[seg] == reference
+        if 'loaded' in without[seg]:  # the stock loader works
+            assert after['schemes'] == before['schemes'], name
+            assert without[seg] == reference
+        else:
+            assert without[seg]['error'] == 'UnpicklingError'
+            changed = {
+                prefix: scheme
+                for prefix, scheme in after['schemes'].items()
+                if before['schemes'].get(prefix) != scheme
+            }
+            assert changed == OUR_SCHEMES, name
+            assert set(after['schemes']) == set(before['schemes'])
+    # On torch >= 2.6 both cases happen; the default one is the second.
+    default_fails = 'error' in runs['default']['without'][seg]
+    assert default_fails is not stock_loader_reads_runner_checkpoints()
+
+
+def test_runner_checkpoint_has_what_the_stock_loader_refuses(
+        mmseg_runner_checkpoint):
+    """The mmseg checkpoint is a real test of the allow-list: it holds
+    HistoryBuffers with numpy arrays, and numpy scalars."""
+    unsafe = set(
+        torch.serialization.get_unsafe_globals_in_checkpoint(
+            mmseg_runner_checkpoint))
+    assert 'mmengine.logging.history_buffer.HistoryBuffer' in unsafe
+    assert any(name.endswith('multiarray._reconstruct') for name in unsafe)
+    assert any(name.endswith('multiarray.scalar') for name in unsafe), unsafe
+
+
+# ---------------------------------------------------------------------------
+# Another detector's checkpoint into a FasterNet detector
+
+
+def test_other_detectors_checkpoint_lends_its_heads(mask_rcnn_r50):
+    """R-50 Mask R-CNN's checkpoint into FasterNet-T0 Mask R-CNN with
+    ``strict=False``: the heads load, FPN's tensors of the same shape load
+    (its lateral convs take other channels), the backbone is left as it is
+    with one warning; ``strict=True`` raises."""
+    r50, path = mask_rcnn_r50
+    theirs = r50.state_dict()
+    model = _detector(FASTERNET_MASK_RCNN)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    records = logged_during(
+        lambda: load_checkpoint(model, path, map_location='cpu', strict=False))
+    ours = model.state_dict()
+    heads = [k for k in theirs if k.startswith(('rpn_head.', 'roi_head.'))]
+    assert heads and all(torch.equal(ours[k], theirs[k]) for k in heads)
+    fpn = [k for k in theirs if k.startswith('neck.fpn_convs.')]
+    assert fpn and all(torch.equal(ours[k], theirs[k]) for k in fpn)
+    lateral = [k for k in ours if k.startswith('neck.lateral_convs.')]
+    assert all(torch.equal(ours[k], before[k]) for k in lateral)
+    backbone = [k for k in ours if k.startswith('backbone.')]
+    assert all(torch.equal(ours[k], before[k]) for k in backbone)
+    warnings = [
+        r.getMessage() for r in records if r.levelno == logging.WARNING
+        and r.getMessage().startswith('FasterNet-T0')
+    ]
+    assert warnings == [
+        "FasterNet-T0 at 'backbone' is not loaded from this checkpoint: its "
+        f"{sum(k.startswith('backbone.') for k in theirs)} 'backbone.' "
+        "tensors are another backbone's (e.g. backbone.conv1.weight). It "
+        'keeps its current weights; the rest of the model is loaded.'
+    ]
+
+    with pytest.raises(RuntimeError, match='missing keys.*backbone'):
+        load_checkpoint(model, path, map_location='cpu', strict=True)
+
+
+def test_foreign_backbone_weights_alone_still_raise(mask_rcnn_r50):
+    """Loading the backbone itself (what ``init_cfg`` does, with mmengine's
+    ``strict=False``) leaves nothing else to load: it stays an error."""
+    model = FasterNet('t0')
+    with pytest.raises(RuntimeError, match='unloaded.*prefix'):
+        model.load_state_dict(
+            mask_rcnn_r50[0].backbone.state_dict(), strict=False)
+
+
+def test_absent_output_norms_are_warned_about_in_a_detector():
+    """A detector checkpoint whose backbone lacks the output norms loads
+    under ``strict=True`` (the norms keep their initialisation), and says
+    so in a warning."""
+    model = _detector(FASTERNET_MASK_RCNN)
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith('backbone.norm3.')
+    }
+    records = logged_during(lambda: model.load_state_dict(state, strict=True))
+    warnings = [
+        r.getMessage() for r in records if r.levelno == logging.WARNING
+    ]
+    assert warnings == [
+        "FasterNet-T0 at 'backbone': output norms norm3 are not in the "
+        'checkpoint and keep their initialisation (a strict load does not '
+        'report them missing)'
+    ]

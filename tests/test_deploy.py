@@ -1,7 +1,15 @@
 """Deploy mode (BN folding, fused blocks) equals the eager model."""
+import os
+
 import pytest
 import torch
+import torch.nn as nn
+from mmengine.evaluator import BaseMetric
+from mmengine.hooks import EMAHook, Hook
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import Dataset
 
 from checkpoint_factory import randomize_bn
 from mmfasternet.benchmarking import max_relative_error
@@ -155,3 +163,127 @@ def test_deploy_inside_a_detector_matches_eager():
     with torch.no_grad():
         refs, outs = detector.extract_feat(x), deployed.extract_feat(x)
     assert max_relative_error(outs, refs) < 1e-4
+
+
+class TinyRegressor(BaseModel):
+    """A small FasterNet and a linear head, trained to regress a number."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = FasterNet(
+            arch=dict(embed_dims=8, depths=(1, 1, 1, 1)), out_indices=(3, ))
+        self.head = nn.Linear(64, 1)
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        out = self.head(self.backbone(inputs)[0].mean((2, 3))).squeeze(1)
+        if mode == 'loss':
+            return dict(loss=((out - targets)**2).mean())
+        return out
+
+
+class RandomImages(Dataset):
+    """Six fixed 32x32 images with a target each."""
+
+    def __init__(self):
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.rand(6, 3, 32, 32, generator=generator)
+        self.targets = self.images.mean((1, 2, 3)) * 10
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return dict(inputs=self.images[index], targets=self.targets[index])
+
+
+class Predictions(BaseMetric):
+    """Keeps the model's test outputs (``self.outputs``)."""
+
+    def process(self, data_batch, data_samples):
+        self.results.extend(sample.clone() for sample in data_samples)
+
+    def compute_metrics(self, results):
+        self.outputs = torch.stack(results)
+        return {}
+
+
+class EMACopyOfRawWeights(Hook):
+    """Puts the checkpoint's raw (not averaged) weights into EMAHook's copy
+    before the test, so that swapping it in changes the model's weights:
+    what a test after training would swap in."""
+
+    priority = 'HIGH'
+
+    def __init__(self, checkpoint):
+        self.raw = torch.load(checkpoint, weights_only=False)['ema_state_dict']
+
+    def before_test(self, runner):
+        ema_hook = next(h for h in runner.hooks if isinstance(h, EMAHook))
+        ema_hook.ema_model.load_state_dict(self.raw)
+
+
+def _loader(batch_size=2):
+    return dict(
+        dataset=RandomImages(),
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        collate_fn=dict(type='default_collate'),
+        batch_size=batch_size,
+        num_workers=0)
+
+
+EMA = dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.5)
+
+
+@pytest.fixture(scope='module')
+def ema_checkpoint(tmp_path_factory):
+    """A checkpoint of 4 iterations with EMAHook: ``state_dict`` holds the
+    averaged weights, ``ema_state_dict`` the raw ones."""
+    work_dir = tmp_path_factory.mktemp('ema')
+    Runner(
+        model=TinyRegressor(),
+        work_dir=str(work_dir),
+        experiment_name='train',
+        train_dataloader=_loader(batch_size=3),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05)),
+        train_cfg=dict(by_epoch=False, max_iters=4),
+        custom_hooks=[EMA],
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=4,
+                            by_epoch=False))).train()
+    return str(work_dir / 'iter_4.pth')
+
+
+def _test_outputs(checkpoint, hooks):
+    """The test outputs of a Runner that loads ``checkpoint``, with
+    EMAHook and ``hooks``; and the runner."""
+    metric = Predictions()
+    runner = Runner(
+        model=TinyRegressor(),
+        work_dir=os.path.dirname(checkpoint),
+        experiment_name=f'test{len(os.listdir(os.path.dirname(checkpoint)))}',
+        test_dataloader=_loader(),
+        test_evaluator=[metric],
+        test_cfg=dict(),
+        custom_hooks=[EMA] + hooks,
+        load_from=checkpoint)
+    runner.test()
+    return metric.outputs, runner
+
+
+def test_deploy_hook_with_ema_hook_tests_the_ema_weights(ema_checkpoint):
+    """FasterNetDeployHook in a Runner with EMAHook (RTMDet's configs):
+    the test outputs equal the eager test's, which runs EMAHook's copy of
+    the weights: after loading a checkpoint, the averaged weights saved in
+    it; or, put into the copy before the test, the raw weights."""
+    deploy = [dict(type='FasterNetDeployHook')]
+    raw = [EMACopyOfRawWeights(ema_checkpoint)]
+    eager, _ = _test_outputs(ema_checkpoint, [])
+    fused, runner = _test_outputs(ema_checkpoint, deploy)
+    assert runner.model.backbone.deployed
+    torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-5)
+
+    eager_raw, _ = _test_outputs(ema_checkpoint, raw)
+    fused_raw, _ = _test_outputs(ema_checkpoint, raw + deploy)
+    torch.testing.assert_close(fused_raw, eager_raw, rtol=1e-4, atol=1e-5)
+    # the copy's weights are the ones tested
+    assert not torch.allclose(eager_raw, eager, rtol=1e-3, atol=1e-3)

@@ -5,7 +5,7 @@ from typing import List, Sequence
 import torch.nn as nn
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..checkpoint_loading import trusted_checkpoint
+from ..checkpoint_loading import safe_checkpoint_loaders, trusted_checkpoint
 from ..models.backbones.base_backbone import (CheckpointMismatchError,
                                               shape_mismatches)
 from .diagnostics import first_line, module_path
@@ -20,8 +20,8 @@ def load_export_checkpoint(model: nn.Module,
     Unlike ``load_checkpoint(strict=False)``, which only warns, a
     checkpoint that does not fit the model (another variant or config) is
     an error: exporting partly random weights would still "succeed". The
-    file is read through mmengine's ``CheckpointLoader``, i.e. mmfasternet's
-    safe (``weights_only``) loader, and loaded by the model's own
+    file is read through mmengine's ``CheckpointLoader`` with mmfasternet's
+    safe (``weights_only``) loaders in place, and loaded by the model's own
     ``load_state_dict`` (FasterNet maps the public weight layouts); its
     missing and unexpected keys, and the tensors whose shapes differ, are
     found by comparing the two state dicts.
@@ -38,7 +38,8 @@ def load_export_checkpoint(model: nn.Module,
             a backbone refused the weights; the message names the first
             keys and the modules they belong to.
     """
-    with trusted_checkpoint(*([filename] if trust else [])):
+    with safe_checkpoint_loaders(), \
+            trusted_checkpoint(*([filename] if trust else [])):
         checkpoint = CheckpointLoader.load_checkpoint(
             filename, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint)

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..checkpoint_loading import trusted_checkpoint
+from ..checkpoint_loading import safe_checkpoint_loaders, trusted_checkpoint
 from ..mmcv_ops import log_backend_once
 from .cpu_distributed import setup_cpu_distributed
 
@@ -112,15 +112,17 @@ def close_distributed(succeeded: bool = True) -> None:
 
 @contextmanager
 def tool_job(trusted_paths: Sequence[str] = ()) -> Iterator[None]:
-    """Run a tool's job: ``--trust-checkpoint`` files opted in for its
-    duration, and the process group (if any) closed when it ends.
+    """Run a tool's job: checkpoints read by mmfasternet's safe loaders
+    (:func:`~mmfasternet.safe_checkpoint_loaders`, whatever torch's
+    version), ``--trust-checkpoint`` files opted in for its duration, and
+    the process group (if any) closed when it ends.
 
     Args:
         trusted_paths (Sequence[str]): Checkpoints whose full pickle content
             the user trusts. Default: ().
     """
     try:
-        with trusted_checkpoint(*trusted_paths):
+        with safe_checkpoint_loaders(), trusted_checkpoint(*trusted_paths):
             yield
     except BaseException:
         close_distributed(succeeded=False)

@@ -9,6 +9,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...checkpoint_loading import safe_checkpoint_loaders
+
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the backbone that loads them.
@@ -23,15 +25,20 @@ class CheckpointMismatchError(RuntimeError):
             (``'backbone'`` in a detector; ``''`` when the backbone itself
             is loaded). Default: ''.
         module_type (str): The backbone's class name. Default: ''.
+        foreign (bool): The weights are not this backbone's at all (most
+            of its tensors are absent), rather than another variant's.
+            Default: False.
     """
 
     def __init__(self,
                  message: str,
                  module_path: str = '',
-                 module_type: str = '') -> None:
+                 module_type: str = '',
+                 foreign: bool = False) -> None:
         super().__init__(message)
         self.module_path = module_path
         self.module_type = module_type
+        self.foreign = foreign
 
 
 def shape_mismatches(state: Mapping[str, object],
@@ -58,8 +65,20 @@ class DenseBackbone(BaseModule):
       layout and checked (:meth:`_checkpoint_weights`) before
       ``nn.Module`` loads it; output norms that the checkpoint lacks (an
       ImageNet one) keep their initialisation instead of being reported
-      missing. A checkpoint that does not fit raises
-      :class:`CheckpointMismatchError` naming the backbone's path.
+      missing (logged; as a warning when the backbone is part of the model
+      being loaded, whose checkpoint should have them). A checkpoint that
+      does not fit raises :class:`CheckpointMismatchError` naming the
+      backbone's path, with one exception: another model's checkpoint
+      (most backbone tensors absent, e.g. a ResNet-50 detector's) loaded
+      into a model that contains the backbone (a detector) leaves the
+      backbone as it is, with a warning, so that the rest of the model
+      loads; the backbone's keys are reported missing and the foreign ones
+      unexpected, so ``strict=True`` still raises. (The backbone cannot
+      see the caller's ``strict``: torch and mmengine pass ``True`` to every
+      ``_load_from_state_dict``.) An ``init_cfg`` checkpoint of the
+      backbone itself always raises, since nothing else would load;
+    * ``init_weights`` reads an ``init_cfg`` checkpoint with mmfasternet's
+      safe loaders (:func:`~mmfasternet.safe_checkpoint_loaders`).
 
     A subclass calls :meth:`_set_freezing` in its ``__init__`` (after
     ``num_stages`` and ``out_indices``) and :meth:`_freeze_stages` once
@@ -131,6 +150,14 @@ class DenseBackbone(BaseModule):
                     module.eval()
         return self
 
+    def init_weights(self) -> None:
+        """Initialise the weights; an ``init_cfg`` checkpoint is read by
+        mmfasternet's safe loaders (``weights_only``, ``.safetensors``,
+        the Hugging Face cache names), whichever loaders the process has
+        registered with mmengine."""
+        with safe_checkpoint_loaders():
+            super().init_weights()
+
     @property
     def _maps_checkpoints(self) -> bool:
         """Whether loading goes through :meth:`_checkpoint_weights`."""
@@ -147,11 +174,25 @@ class DenseBackbone(BaseModule):
             except CheckpointMismatchError as exc:
                 exc.module_path = prefix.rstrip('.')
                 exc.module_type = type(self).__name__
-                raise
-            kept_init = self._fill_absent_out_norms(weights)
-            if kept_init:
-                notes.append(f'output norms {", ".join(kept_init)} are not '
-                             'in the checkpoint and keep their initialisation')
+                if not (exc.foreign and prefix):
+                    raise
+                self._skip_foreign_weights(prefix, own_keys,
+                                           unexpected_keys if strict else [])
+                weights, notes = {}, []
+            else:
+                kept_init = self._fill_absent_out_norms(weights)
+                if kept_init and prefix:
+                    print_log(
+                        f'{self._describe()} at {prefix.rstrip(".")!r}: '
+                        f'output norms {", ".join(kept_init)} are not in the '
+                        'checkpoint and keep their initialisation (a strict '
+                        'load does not report them missing)',
+                        logger='current',
+                        level=logging.WARNING)
+                elif kept_init:
+                    notes.append(
+                        f'output norms {", ".join(kept_init)} are not in the '
+                        'checkpoint and keep their initialisation')
             for key in own_keys:
                 del state_dict[key]
             state_dict.update({prefix + k: v for k, v in weights.items()})
@@ -163,6 +204,24 @@ class DenseBackbone(BaseModule):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _skip_foreign_weights(self, prefix: str, own_keys: List[str],
+                              unexpected_keys: List[str]) -> None:
+        """Leave the backbone as it is: its part of the checkpoint is
+        reported unexpected (as ``nn.Module`` would), and not loaded, so
+        that its own keys are reported missing; one warning says so."""
+        if own_keys:
+            found = (f'its {len(own_keys)} {prefix!r} tensors are another '
+                     f'backbone\'s (e.g. {own_keys[0]})')
+        else:
+            found = f'it has no {prefix!r} tensors'
+        print_log(
+            f'{self._describe()} at {prefix.rstrip(".")!r} is not loaded '
+            f'from this checkpoint: {found}. It keeps its current weights; '
+            'the rest of the model is loaded.',
+            logger='current',
+            level=logging.WARNING)
+        unexpected_keys.extend(own_keys)
 
     def _fill_absent_out_norms(self, weights: Dict[str, object]) -> List[str]:
         """Give the output norms that ``weights`` lacks their current

@@ -585,14 +585,8 @@ class FasterNet(DenseBackbone):
             f'(--cfg-options {settings}).')
 
     def _check_loadable(self, weights: Dict[str, object]) -> None:
-        """Raise on another variant's weights or a mostly-absent backbone."""
-        mismatched = self._mismatch_examples(weights)
-        if mismatched:
-            raise CheckpointMismatchError(
-                f'{self._describe()}: the checkpoint does not fit this '
-                f'variant ({len(mismatched)} shape mismatches, e.g. '
-                f'{"; ".join(mismatched[:3])}). Were the weights saved from '
-                'another FasterNet variant?')
+        """Raise on a mostly-absent backbone (another model's weights,
+        ``foreign``) or another variant's weights."""
         body = self._body_keys()
         absent = [k for k in body if k not in weights]
         if len(absent) > len(body) // 2:
@@ -600,4 +594,12 @@ class FasterNet(DenseBackbone):
                 f'{self._describe()}: the checkpoint leaves {len(absent)} of '
                 f'{len(body)} backbone tensors unloaded (first: '
                 f'{", ".join(absent[:5])}). Is it a FasterNet checkpoint, '
-                'and is the init_cfg prefix right?')
+                'and is the init_cfg prefix right?',
+                foreign=True)
+        mismatched = self._mismatch_examples(weights)
+        if mismatched:
+            raise CheckpointMismatchError(
+                f'{self._describe()}: the checkpoint does not fit this '
+                f'variant ({len(mismatched)} shape mismatches, e.g. '
+                f'{"; ".join(mismatched[:3])}). Were the weights saved from '
+                'another FasterNet variant?')

@@ -277,10 +277,12 @@ class GhostNetV2(DenseBackbone):
         return 'another width'
 
     def _check_loadable(self, weights: Dict[str, object]) -> None:
-        """Raise on another width's weights, a wrong prefix, or weights that
-        are not GhostNetV2's."""
+        """Raise on a wrong prefix or weights that are mostly not
+        GhostNetV2's (another model's, ``foreign``), another width's
+        weights, or an incomplete GhostNetV2 checkpoint."""
         body = self._body_keys()
-        if not any(k in weights for k in body):
+        absent = [k for k in body if k not in weights]
+        if len(absent) == len(body):
             found = find_key_prefix(weights)
             hint = (f'its stem conv is under the prefix {found!r}: set '
                     f"init_cfg prefix='{found}'" if found else
@@ -289,7 +291,10 @@ class GhostNetV2(DenseBackbone):
                 f'{self._describe()}: no backbone tensor of the checkpoint '
                 f'matches this model ({len(weights)} keys, e.g. '
                 f'{", ".join(list(weights)[:3]) or "none"}); {hint}. Is '
-                'the init_cfg prefix right?')
+                'the init_cfg prefix right?',
+                foreign=True)
+        if len(absent) > len(body) // 2:
+            raise self._incomplete(weights, absent, foreign=True)
         mismatched = self._mismatch_examples(weights)
         if mismatched:
             found = stem_channels(weights)
@@ -300,12 +305,19 @@ class GhostNetV2(DenseBackbone):
                 f'{len(mismatched)} shape mismatches, e.g. '
                 f'{"; ".join(mismatched[:2])}. Build the model with the '
                 'checkpoint\'s arch.')
-        absent = [k for k in body if k not in weights]
         if absent:
-            kind = ('a GhostNet (v1) checkpoint: it has no DFC attention '
-                    '(ghost1.short_conv)' if not has_dfc_attention(weights)
-                    else 'not a complete GhostNetV2 checkpoint')
-            raise CheckpointMismatchError(
-                f'{self._describe()}: the checkpoint leaves {len(absent)} of '
-                f'{len(body)} backbone tensors unloaded (first: '
-                f'{", ".join(absent[:3])}); it looks like {kind}.')
+            raise self._incomplete(weights, absent)
+
+    def _incomplete(self,
+                    weights: Dict[str, object],
+                    absent: List[str],
+                    foreign: bool = False) -> CheckpointMismatchError:
+        """The error for weights that leave ``absent`` tensors unloaded."""
+        kind = ('a GhostNet (v1) checkpoint: it has no DFC attention '
+                '(ghost1.short_conv)' if not has_dfc_attention(weights) else
+                'not a complete GhostNetV2 checkpoint')
+        return CheckpointMismatchError(
+            f'{self._describe()}: the checkpoint leaves {len(absent)} of '
+            f'{len(self._body_keys())} backbone tensors unloaded (first: '
+            f'{", ".join(absent[:3])}); it looks like {kind}.',
+            foreign=foreign)
