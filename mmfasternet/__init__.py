@@ -30,9 +30,9 @@ fix_mmseg_scope()
 # isort: off
 from . import engine  # noqa: E402,F401 (registers CPUDistributedDataParallel)
 from . import models  # noqa: E402,F401 (registers FasterNet)
-from .checkpoint_loading import (  # noqa: E402
-    safe_checkpoint_loaders, setup_safe_checkpoint_loading,
-    trusted_checkpoint)
+from .checkpoint_loading import safe_checkpoint_loaders  # noqa: E402
+from .checkpoint_loading import setup_safe_checkpoint_loading  # noqa: E402
+from .checkpoint_loading import trusted_checkpoint  # noqa: E402
 from .version import __version__  # noqa: E402
 # isort: on
 
