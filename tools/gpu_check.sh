@@ -23,7 +23,7 @@
 #                        ones are stopped (default: 3000)
 #   WHEELS               a folder of wheels to install first with
 #                        `pip install --target` (a machine without a package
-#                        index; see docs/gpu.md)
+#                        index: scripts/gpu_wheels.sh fills one, ~11 MiB)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
