@@ -45,10 +45,12 @@ TESTS=(
   tests/test_upstream_fixes.py
   "tests/test_tools_detection.py::test_train_checkpoints_and_validates"
   "tests/test_tools_detection.py::test_test_evaluates_and_writes_out"
+  "tests/test_tools_detection.py::test_mmdets_own_test_tool_without_compiled_ops"
   "tests/test_tools_rtmdet.py::test_ins_train_switches_pipeline_and_updates_ema"
   "tests/test_tools_rtmdet.py::test_ins_test_on_ema_checkpoint_prints_bbox_and_segm_map"
   "tests/test_tools_segmentation.py::test_train_validates"
   "tests/test_tools_segmentation.py::test_test_evaluates_checkpoint"
+  "tests/test_tools_segmentation.py::test_mmsegs_own_test_tool_without_compiled_ops"
 )
 
 log() { printf '[stacks] %s\n' "$*" >&2; }

@@ -15,7 +15,7 @@ import torch
 
 import mmfasternet  # noqa: F401  (serves mmcv._ext where it is missing)
 from mmfasternet import mmcv_ops
-from tool_runner import REPO, tool_env
+from tool_runner import REPO, run_python_without_compiled_mmcv, tool_env
 
 
 def compiled_ext():
@@ -159,27 +159,17 @@ def test_torchvision_mismatch_is_one_line(monkeypatch):
     assert 'torchvision::nms does not exist' in message
 
 
-HIDE_EXT = '''
-import importlib.abc, sys
-class HideCompiledOps(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == 'mmcv._ext':
-            raise ModuleNotFoundError("No module named 'mmcv._ext'",
-                                      name=name)
-sys.meta_path.insert(0, HideCompiledOps())
-'''
-
-
 def run_python(code: str, hide_compiled: bool) -> str:
-    """Run ``code`` in a fresh interpreter, as with mmcv-lite (mmcv._ext
-    not found) if ``hide_compiled``."""
-    proc = subprocess.run(
-        [sys.executable, '-c', (HIDE_EXT if hide_compiled else '') + code],
-        cwd=str(REPO),
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=240)
+    """Run ``code`` in a fresh interpreter, as with mmcv-lite if
+    ``hide_compiled``; return its output."""
+    if hide_compiled:
+        return run_python_without_compiled_mmcv(code)
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=str(REPO),
+                          env=tool_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout
 

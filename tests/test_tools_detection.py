@@ -21,7 +21,8 @@ from checkpoint_factory import (official_detection_checkpoint,
                                 random_official_state)
 from mmfasternet.benchmarking import has_native_bf16
 from mmfasternet.engine import setup_cpu_distributed
-from tool_runner import dist_train_on_cpu, run_tool, start_tool
+from tool_runner import (dist_train_on_cpu, run_script_without_compiled_mmcv,
+                         run_tool, start_tool)
 from toy_configs import DEMO_DETECTOR, toy_coco_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,3 +268,22 @@ def test_get_flops_without_dataset():
     assert 'Params:      48.99 M' in output
     flops = float(re.search(r'FLOPs:\s+([\d.]+) G', output).group(1))
     assert flops > 0
+
+
+def test_mmdets_own_test_tool_without_compiled_ops(trained, toy_config,
+                                                   tmp_path):
+    """mmdet's tools/test.py imports mmcv.ops before it reads the config,
+    so without compiled ops it runs through ``python -m mmfasternet.run``
+    (NMS and RoIAlign then on torchvision's kernels)."""
+    import mmdet
+    mmdet_test = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'test.py'
+    work_dir, _, _ = trained
+    output = run_script_without_compiled_mmcv(
+        mmdet_test,
+        toy_config,
+        work_dir / 'epoch_1.pth',
+        '--work-dir',
+        tmp_path,
+        module='mmfasternet.run')
+    assert re.search(r'Epoch\(test\).*coco/bbox_mAP', output)
+    assert "run on torchvision's kernels" in output

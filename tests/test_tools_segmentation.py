@@ -17,7 +17,8 @@ from mmengine.config import Config
 from PIL import Image
 
 from mmfasternet.datasets import SEG_CLASSES
-from tool_runner import dist_train_on_cpu, run_tool
+from tool_runner import (dist_train_on_cpu, run_script_without_compiled_mmcv,
+                         run_tool)
 from toy_configs import with_sizes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,6 +129,20 @@ def test_test_evaluates_checkpoint(trained, toy_config, tmp_path):
                       str(tmp_path))
     print(f'toy seg test: {time.time() - start:.1f} s')
     # same weights, same images: the test metrics are the final val metrics
+    assert metrics(output, 'test') == metrics(train_output, 'val')
+
+
+def test_mmsegs_own_test_tool_without_compiled_ops(trained, toy_config,
+                                                   tmp_path):
+    """mmseg's tools/test.py reads the config (custom_imports: mmfasternet)
+    before anything imports mmcv.ops: it runs as it is, compiled mmcv ops
+    or not."""
+    import mmseg
+    mmseg_test = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'test.py'
+    work_dir, train_output = trained
+    output = run_script_without_compiled_mmcv(
+        mmseg_test, toy_config, work_dir / f'iter_{MAX_ITERS}.pth',
+        '--work-dir', tmp_path)
     assert metrics(output, 'test') == metrics(train_output, 'val')
 
 

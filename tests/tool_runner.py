@@ -107,6 +107,44 @@ def dist_train_on_cpu(label: str, config, work_dir, *options) -> str:
     return output
 
 
+# Makes ``mmcv._ext`` unfindable, as it is with mmcv-lite: an import hook
+# put in front of every other finder.
+HIDE_COMPILED_MMCV = '''
+import importlib.abc, sys
+class HideCompiledOps(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'mmcv._ext':
+            raise ModuleNotFoundError("No module named 'mmcv._ext'",
+                                      name=name)
+sys.meta_path.insert(0, HideCompiledOps())
+'''
+
+
+def run_python_without_compiled_mmcv(code: str, timeout: int = 240) -> str:
+    """Run Python ``code`` in a fresh interpreter in :func:`tool_env`, with
+    mmcv's compiled ops hidden whether or not they are installed; return
+    its combined output, fail with it."""
+    return run_command([sys.executable, '-c', HIDE_COMPILED_MMCV + code],
+                       timeout=timeout)
+
+
+def run_script_without_compiled_mmcv(path: str,
+                                     *args,
+                                     module: str = None,
+                                     **kwargs) -> str:
+    """Run a script (any path) as ``__main__`` with its arguments, as
+    :func:`run_python_without_compiled_mmcv` runs code; through
+    ``python -m <module>`` first if ``module`` is given."""
+    argv = [str(path), *map(str, args)]
+    if module:
+        code = (f'import runpy, sys; sys.argv = {[module] + argv!r}; '
+                f'runpy.run_module({module!r}, run_name="__main__")')
+    else:
+        code = (f'import runpy, sys; sys.argv = {argv!r}; '
+                f'runpy.run_path({argv[0]!r}, run_name="__main__")')
+    return run_python_without_compiled_mmcv(code, **kwargs)
+
+
 def load_script(path: str):
     """A script of the repository (``path`` relative to it, not in a
     package) as a module."""
