@@ -38,7 +38,10 @@ Where they are used:
   such checkpoints too. Elsewhere importing the package changes no loader.
 
 A file holding any other pickle content (for example a ``__reduce__``
-payload) is refused *before* anything in it runs. A trusted legacy file can
+payload) is refused *before* anything in it runs, on PyTorch >= 2.4. Older
+PyTorch has no ``weights_only`` allow-list, so no Runner checkpoint could
+be read safely: there a ``.pth`` loads as mmengine's own loader loads it
+(``torch.load``'s default, full pickle). A trusted legacy file can
 be loaded deliberately, for that file only, with :func:`trusted_checkpoint`
 (or ``--trust-checkpoint PATH`` in ``tools/train.py`` / ``tools/test.py``).
 There is no global switch.
@@ -333,6 +336,10 @@ def _load_file(filename: str, map_location: Any, source: str) -> Any:
             level=logging.WARNING)
         return torch.load(
             filename, map_location=map_location, weights_only=False)
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        # PyTorch < 2.4: weights_only has no allow-list, so it refuses every
+        # Runner checkpoint; load as mmengine's own loader does there.
+        return torch.load(filename, map_location=map_location)
     try:
         with _allow_listed():
             return torch.load(
