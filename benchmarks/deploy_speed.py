@@ -23,11 +23,11 @@ enough to time it, not to judge its accuracy (see docs/int8.md for
 that). OpenVINO runs the fp32 file twice: forced to f32 (the
 ``OpenVINO`` rows, as ``--backend openvino`` runs it) and at the CPU
 plugin's default precision (``OpenVINO (default precision)``: bf16 on
-CPUs with AMX), the precision a user gets without a hint. The banner
-names the CPU and its integer dot-product instructions (AMX,
-AVX512-VNNI, AVX-VNNI); each engine's INT8 speed-up is printed against
-its default precision and against f32 (ONNX Runtime's CPU default is
-f32). Two compute-bound references run in the same
+CPUs with AMX or AVX512-BF16), the precision a user gets without a
+hint. The banner names the CPU and its integer dot-product instructions
+(AMX, AVX512-VNNI, AVX-VNNI); each engine's INT8 speed-up is printed
+against its default precision and against f32 (ONNX Runtime's CPU
+default is f32). Two compute-bound references run in the same
 rounds: ``torch.mm`` (the GEMM peak) and the same GEMM as a channels-last
 1x1 convolution (oneDNN); each peak is its best round. Reported: medians
 with min-max, ratios against PyTorch eager, GFLOP/s and its fraction of the

@@ -208,8 +208,8 @@ def test_deploy_speed_quotes_int8_against_default_and_f32():
 
 def test_openvino_runner_precision(tmp_path):
     """OpenVINORunner forces f32 by default; ``precision=None`` leaves the
-    CPU plugin's own default (bf16 on CPUs with AMX), which the benchmark
-    times beside it."""
+    CPU plugin's own default (bf16 on CPUs with AMX or AVX512-BF16), which
+    the benchmark times beside it."""
     ov = pytest.importorskip('openvino')
     from mmfasternet.deploy import OpenVINORunner
     path = str(tmp_path / 'conv.onnx')

@@ -51,8 +51,9 @@ class ORTRunner:
 class OpenVINORunner:
     """OpenVINO, compiled for the CPU.
 
-    The precision hint is f32 by default: on CPUs with AMX OpenVINO's own
-    default is bf16 for the float layers. The hint does not touch an INT8
+    The precision hint is f32 by default: on CPUs with bf16 instructions
+    (AMX, AVX512-BF16) OpenVINO's own default is bf16 for the float
+    layers. The hint does not touch an INT8
     model's quantized layers, which still run in int8 (their
     ``FakeQuantize`` nodes decide), only the layers kept in float.
 
