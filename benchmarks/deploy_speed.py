@@ -20,9 +20,14 @@ by ONNX Runtime's static quantizer; RTMDet's
 output convs kept in float as ``tools/deploy/quantize.py`` keeps them,
 the backbones quantized whole). INT8 is calibrated on random inputs:
 enough to time it, not to judge its accuracy (see docs/int8.md for
-that). The banner names the CPU's integer dot-product instructions (AMX,
-AVX512-VNNI, AVX-VNNI) and the INT8 / fp32 ratio of each engine is
-printed. Two compute-bound references run in the same
+that). OpenVINO runs the fp32 file twice: forced to f32 (the
+``OpenVINO`` rows, as ``--backend openvino`` runs it) and at the CPU
+plugin's default precision (``OpenVINO (default precision)``: bf16 on
+CPUs with AMX or AVX512-BF16), the precision a user gets without a
+hint. The banner names the CPU and its integer dot-product instructions
+(AMX, AVX512-VNNI, AVX-VNNI); each engine's INT8 speed-up is printed
+against its default precision and against f32 (ONNX Runtime's CPU
+default is f32). Two compute-bound references run in the same
 rounds: ``torch.mm`` (the GEMM peak) and the same GEMM as a channels-last
 1x1 convolution (oneDNN); each peak is its best round. Reported: medians
 with min-max, ratios against PyTorch eager, GFLOP/s and its fraction of the
@@ -62,10 +67,19 @@ from mmfasternet.models.backbones.fasternet import PartialConv
 RTMDET_CONFIG = 'configs/rtmdet_fasternet_t0_8xb32-300e_coco.py'
 #: build_backend's engine names and their row labels.
 ENGINE_LABELS = {'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
+#: The row of OpenVINO on the fp32 file without a precision hint.
+OPENVINO_DEFAULT = 'OpenVINO (default precision)'
+#: The rows each engine's INT8 row is compared with: the fp32 file
+#: forced to f32, and at the engine's default precision (ONNX Runtime's
+#: CPU default is f32: the same row).
+INT8_BASELINES = {
+    'ONNX Runtime': dict(f32='ONNX Runtime', default='ONNX Runtime'),
+    'OpenVINO': dict(f32='OpenVINO', default=OPENVINO_DEFAULT),
+}
 #: The INT8 file each engine runs (tools/deploy/quantize.py's suffixes).
 INT8_SUFFIXES = {'onnxruntime': '.onnx', 'openvino': '.xml'}
-#: The models with INT8 rows: S at 800x1344, T0 at 640x640 and the
-#: whole RTMDet-T0 network.
+#: The models with INT8 rows: S at 800x1344, T0 at 640x640, the whole
+#: RTMDet-T0 network.
 INT8_MODELS = ('s', 't0-640', 'rtmdet-t0')
 #: Random calibration inputs of the INT8 rows (speed only).
 CALIBRATION_INPUTS = 8
@@ -163,6 +177,10 @@ def candidates_for(name: str, shape, tmp: str) -> Tuple[dict, dict]:
             if pconv == 'slicing':
                 label += ' (slicing)'
             engine_runs[label] = build_backend(engine, path)
+        if pconv == 'split_cat':
+            runner = build_backend('openvino', path, precision=None)
+            engine_runs[OPENVINO_DEFAULT] = runner
+            facts['openvino_default_precision'] = runner.precision
     if name in INT8_MODELS:
         engine_runs.update(
             int8_runners(name, osp.join(tmp, f'{name}_split_cat.onnx'),
@@ -202,12 +220,19 @@ def int8_runners(name: str, onnx_file: str, shape) -> Dict[str, object]:
     return runners
 
 
-def int8_ratios(result: dict) -> Dict[str, float]:
-    """INT8 time / fp32 time (medians) of each engine."""
+def int8_speedups(result: dict) -> Dict[str, Dict[str, float]]:
+    """Each engine's fp32 time over its INT8 time (medians), against
+    the fp32 file at the engine's default precision and forced to f32:
+    ``{engine: {'default': x, 'f32': x}}``."""
     rows = result['rows']
     return {
-        label: rows[f'{label} INT8']['median_s'] / rows[label]['median_s']
-        for label in ENGINE_LABELS.values() if f'{label} INT8' in rows
+        label: {
+            kind:
+            rows[baseline]['median_s'] / rows[f'{label} INT8']['median_s']
+            for kind, baseline in baselines.items()
+        }
+        for label, baselines in INT8_BASELINES.items()
+        if f'{label} INT8' in rows
     }
 
 
@@ -329,14 +354,30 @@ def markdown(results: List[dict]) -> str:
                      f'{p["gemm (torch.mm)"]:.0f} GFLOP/s | '
                      f'{p["conv1x1 (oneDNN)"]:.0f} GFLOP/s |')
     lines.append('')
-    lines.append('| model | INT8 / fp32 time, ONNX Runtime | OpenVINO |')
-    lines.append('|---|---|---|')
-    for res in results:
-        ratios = res.get('int8_vs_fp32', {})
-        lines.append(f'| {res["model"]} | ' + ' | '.join(
-            f'{ratios[label]:.2f}' if label in ratios else '-'
-            for label in ENGINE_LABELS.values()) + ' |')
+    lines += int8_table(results)
     return '\n'.join(lines)
+
+
+def int8_table(results: List[dict]) -> List[str]:
+    """Markdown lines: each model's INT8 speed-ups (:func:`int8_speedups`)
+    against each engine's default precision and f32."""
+    lines = [
+        '| model | INT8 speed-up, ONNX Runtime (default = f32) | '
+        'OpenVINO vs its default | OpenVINO vs f32 |', '|---|---|---|---|'
+    ]
+    for res in results:
+        speedups = res.get('int8_speedup', {})
+        ort = speedups.get('ONNX Runtime', {})
+        ov = speedups.get('OpenVINO', {})
+        default = res.get('openvino_default_precision', '?')
+        lines.append(f'| {res["model"]} | {_times(ort.get("f32"))} | '
+                     f'{_times(ov.get("default"))} ({default}) | '
+                     f'{_times(ov.get("f32"))} |')
+    return lines
+
+
+def _times(speedup) -> str:
+    return '-' if speedup is None else f'{speedup:.2f}x'
 
 
 def main() -> None:
@@ -380,7 +421,7 @@ def main() -> None:
                     top = list(prof[key].items())[:10]
                     print(f'  {key}: ' + ', '.join(f'{k} {v:.0%}'
                                                    for k, v in top))
-            results[-1]['int8_vs_fp32'] = int8_ratios(results[-1])
+            results[-1]['int8_speedup'] = int8_speedups(results[-1])
             print(markdown(results[-1:]), flush=True)
     table = markdown(results)
     os.makedirs(args.out_dir, exist_ok=True)

@@ -173,3 +173,49 @@ def test_build_random_model_reads_no_weights(tmp_path):
     backbone = build_random_model(cfg, backbone_only=True, random_bn=True)
     assert isinstance(backbone, FasterNet) and not backbone.training
     assert backbone.norm0.running_var.min() >= 0.5
+
+
+def test_deploy_speed_quotes_int8_against_default_and_f32():
+    """benchmarks/deploy_speed.py: each engine's INT8 speed-up against its
+    default precision and against f32 (OpenVINO's default row is its own;
+    ONNX Runtime's default is f32), both in the markdown with OpenVINO's
+    default precision named."""
+    bench = load_script('benchmarks/deploy_speed.py')
+    medians = {
+        'ONNX Runtime': 0.6,
+        'ONNX Runtime INT8': 0.2,
+        'OpenVINO': 0.8,
+        bench.OPENVINO_DEFAULT: 0.4,
+        'OpenVINO INT8': 0.1,
+    }
+    result = dict(
+        model='s',
+        input='1x3x8x8',
+        rows={
+            k: dict(median_s=v)
+            for k, v in medians.items()
+        },
+        openvino_default_precision='bf16')
+    speedups = bench.int8_speedups(result)
+    assert speedups == {
+        'ONNX Runtime': dict(f32=pytest.approx(3), default=pytest.approx(3)),
+        'OpenVINO': dict(f32=pytest.approx(8), default=pytest.approx(4)),
+    }
+    table = bench.int8_table([dict(result, int8_speedup=speedups)])
+    assert table[-1] == '| s | 3.00x | 4.00x (bf16) | 8.00x |'
+    assert 'OpenVINO vs its default' in table[0]
+
+
+def test_openvino_runner_precision(tmp_path):
+    """OpenVINORunner forces f32 by default; ``precision=None`` leaves the
+    CPU plugin's own default (bf16 on CPUs with AMX or AVX512-BF16), which
+    the benchmark times beside it."""
+    ov = pytest.importorskip('openvino')
+    from mmfasternet.deploy import OpenVINORunner
+    path = str(tmp_path / 'conv.onnx')
+    torch.onnx.export(
+        nn.Conv2d(3, 4, 3), (torch.randn(1, 3, 8, 8), ), path, dynamo=False)
+    assert OpenVINORunner(path).precision == 'f32'
+    default = ov.Core().get_property('CPU', 'INFERENCE_PRECISION_HINT')
+    assert OpenVINORunner(
+        path, precision=None).precision == default.get_type_name()

@@ -17,9 +17,14 @@ the RoI heads' layers, not the outputs directly), only its boxes.
 The same walk runs on an ``onnx.ModelProto`` (:func:`onnx_graph`) and on
 an ``openvino.Model`` (:func:`openvino_graph`), with the node names that
 NNCF's ``IgnoredScope`` takes for each.
+
+:func:`layers_after_nms` finds the layers whose inputs have a size the
+data decides (Mask R-CNN's RoI heads: as many rows as NMS kept
+proposals), which NNCF's full bias correction cannot re-run
+(:mod:`.quantization`).
 """
 from collections import Counter
-from typing import Dict, List, Mapping, NamedTuple, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
 
 #: Layer types with weights where the walk stops (ONNX and OpenVINO).
 WEIGHTED_TYPES = frozenset({
@@ -28,6 +33,11 @@ WEIGHTED_TYPES = frozenset({
 })
 #: Inputs the walk does not follow (RoIAlign's feature maps), by type.
 SKIPPED_INPUTS = {'RoiAlign': (0, ), 'ROIAlign': (0, )}
+#: Node types whose output size depends on the input values (how many
+#: boxes NMS keeps, how many elements are non-zero), ONNX and OpenVINO.
+DATA_DEPENDENT_TYPES = frozenset({
+    'NonMaxSuppression', 'NonZero', 'MulticlassNms', 'MatrixNms', 'NMSRotated'
+})
 #: Nodes that only carry a constant (OpenVINO's weight decompression).
 _CONSTANT_CARRIERS = frozenset(
     {'Convert', 'Reshape', 'Transpose', 'Multiply', 'Subtract', 'Unsqueeze'})
@@ -181,3 +191,34 @@ def layer_names(scope: FloatScope, with_output_layers: bool) -> List[str]:
     ``with_output_layers`` the output layers too."""
     names = list(scope.output_layers) if with_output_layers else []
     return names + scope.tail
+
+
+def layers_after_nms(
+    nodes: Mapping[str, GraphNode], kept: Iterable[str] = frozenset()
+) -> List[str]:
+    """The weighted layers that a node of :data:`DATA_DEPENDENT_TYPES`
+    feeds, directly or through other nodes: layers whose input size the
+    data decides (Mask R-CNN's RoI heads, after the RPN's NMS).
+
+    Args:
+        nodes (Mapping[str, GraphNode]): The graph's nodes by name.
+        kept (Iterable[str]): Layers to leave out (those kept in float).
+            Default: none.
+
+    Returns:
+        list[str]: Their names, sorted.
+    """
+    consumers: Dict[str, List[str]] = {}
+    for node in nodes.values():
+        for _, source in node.inputs:
+            consumers.setdefault(source, []).append(node.name)
+    stack = [n.name for n in nodes.values() if n.type in DATA_DEPENDENT_TYPES]
+    seen = set()
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack += consumers.get(name, [])
+    kept = set(kept)
+    return sorted(name for name in seen
+                  if nodes[name].weighted and name not in kept)

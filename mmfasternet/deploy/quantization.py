@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from .float_layers import (FloatScope, find_float_scope, layer_names,
-                           onnx_graph, openvino_graph)
+                           layers_after_nms, onnx_graph, openvino_graph)
 from .model_files import (ONNX, OPENVINO_IR, add_onnx_metadata,
                           read_model_file, set_ir_metadata)
 
@@ -117,7 +117,9 @@ def quantize_model_file(onnx_file: str,
         fast_bias_correction (bool, optional): NNCF's fast bias
             correction (from the float statistics) instead of the full one
             (each layer's bias re-fitted on its quantized inputs). Default:
-            full. An OpenVINO IR only: ONNX Runtime's quantizer has none.
+            full, fast where layers follow NMS
+            (:func:`choose_bias_correction`). An OpenVINO IR only: ONNX
+            Runtime's quantizer has none.
         log (Callable[[str], None]): Where the layers kept in float are
             reported. Default: print.
 
@@ -126,9 +128,10 @@ def quantize_model_file(onnx_file: str,
         count.
 
     Raises:
-        QuantizationError: Unknown suffix, preset or ``keep_float``, or
-            an option ONNX Runtime's quantizer lacks asked of ONNX
-            (:func:`check_options`).
+        QuantizationError: Unknown suffix, preset or ``keep_float``, an
+            option ONNX Runtime's quantizer lacks asked of ONNX
+            (:func:`check_options`), or the full bias correction asked of
+            a graph it cannot run on (:func:`choose_bias_correction`).
     """
     kind = check_options(out_file, fast_bias_correction, activation_ranges)
     if activation_ranges is None:
@@ -145,8 +148,8 @@ def quantize_model_file(onnx_file: str,
     import openvino as ov
     model = ov.convert_model(onnx_file)
     scope, names = _float_scope(model, kind, keep_float, log)
-    if fast_bias_correction is None:
-        fast_bias_correction = False
+    fast_bias_correction = choose_bias_correction(model, names,
+                                                  fast_bias_correction, log)
     quantized = nncf.quantize(
         model,
         nncf.Dataset(calibration),
@@ -169,6 +172,55 @@ def quantize_model_file(onnx_file: str,
         out_file, kind,
         f'NNCF, preset {preset}, {activation_ranges} ranges, {correction} '
         'bias correction', scope, keep_float, count)
+
+
+def choose_bias_correction(model,
+                           float_names: List[str],
+                           fast: Optional[bool] = None,
+                           log: Callable[[str], None] = print) -> bool:
+    """Whether NNCF's bias correction of ``model`` is the fast one.
+
+    NNCF's full bias correction re-runs the graph between consecutive
+    layers, feeding each piece tensors it stored from different runs: the
+    float model's and the partly quantized one's. Where NMS decides how
+    many rows a tensor has (Mask R-CNN's RoI heads, after the RPN's NMS),
+    those runs keep different numbers of proposals, and a piece that
+    takes two such tensors fails in OpenVINO on their mismatched sizes,
+    after minutes of calibration. So such a graph gets the fast one
+    (each layer corrected from its own float statistics, nothing
+    re-run), and asking for the full one is refused before calibrating.
+
+    Args:
+        model (openvino.Model): The fp32 model.
+        float_names (List[str]): The nodes kept in float.
+        fast (bool, optional): Asked for: True (fast), False (full) or
+            None (the default: full, fast for a graph with quantized
+            layers after NMS).
+        log (Callable[[str], None]): Where the choice of the default is
+            reported. Default: print.
+
+    Returns:
+        bool: True for the fast one.
+
+    Raises:
+        QuantizationError: ``fast`` is False and quantized layers follow
+            NMS.
+    """
+    after_nms = layers_after_nms(openvino_graph(model)[0], float_names)
+    if not after_nms:
+        return bool(fast)
+    if fast is False:
+        raise QuantizationError(
+            f'--bias-correction full cannot run on this graph: '
+            f'{len(after_nms)} quantized layers ({after_nms[0]}, ...) take '
+            'as many rows as NMS keeps, which NNCF\'s full bias correction '
+            'mixes from different runs; use --bias-correction fast (the '
+            'default here)')
+    if fast is None:
+        log(f'bias correction: fast ({len(after_nms)} quantized layers '
+            'take as many rows as NMS keeps, which the full one cannot '
+            're-run)')
+    return True
 
 
 def check_options(out_file: str,

@@ -17,8 +17,11 @@ FCs) and the decoding and NMS after them stay in float; the tool lists
 them (``--quantize-head-outputs`` quantizes the layers too). For an IR,
 activation ranges come from histograms and biases are corrected on the
 quantized model: on the toy detectors NNCF's defaults lost more than 0.02
-mAP, these settings at most 0.009; for ONNX, ranges are the min and max
-over the calibration images (docs/int8.md). The tool then runs the file
+mAP, these settings at most 0.009. A graph with layers after NMS (Mask
+R-CNN's RoI heads, as many rows as NMS keeps) gets the fast bias
+correction, which the full one cannot replace there (it is refused in one
+line before calibrating). For ONNX, ranges are the min and max over the
+calibration images (docs/int8.md). The tool then runs the file
 with its engine on the first calibration image and reports.
 
 Examples::
@@ -101,7 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='.xml only (NNCF\'s; ONNX Runtime\'s quantizer has none): bias '
         'correction after quantizing, full (each layer\'s bias re-fitted on '
         'its quantized inputs; default, better toy mAP) or fast (from the '
-        'float statistics, quicker)')
+        'float statistics, quicker; the default for graphs with layers '
+        'after NMS, such as Mask R-CNN\'s RoI heads, where full cannot run)')
     parser.add_argument(
         '--quantize-head-outputs',
         action='store_true',
