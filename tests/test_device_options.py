@@ -26,7 +26,10 @@ def no_gpu(monkeypatch):
 def gpu_without_bf16(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
-    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
+    # a Volta: bf16 only emulated (is_bf16_supported() would say yes)
+    monkeypatch.setattr(
+        torch.cuda, 'get_device_capability', lambda device=None: (7, 0))
+    monkeypatch.setattr(torch.version, 'hip', None)
 
 
 def test_cuda_without_gpu_says_what_to_do(no_gpu):
