@@ -172,12 +172,10 @@ def _allow_listed() -> Iterator[None]:
 
     Entries the process had already allowed are left alone (torch's
     ``safe_globals`` would remove them on exit), so the global list is the
-    same afterwards. PyTorch < 2.4 has no allow-list to extend.
+    same afterwards. Needs PyTorch >= 2.4 (an allow-list to extend):
+    :func:`_load_file` reads files without it on older PyTorch.
     """
     serialization = torch.serialization
-    if not hasattr(serialization, 'add_safe_globals'):
-        yield
-        return
     before = list(serialization.get_safe_globals())
     added = [e for e in safe_checkpoint_globals() if e not in before]
     if hasattr(serialization, 'safe_globals'):  # PyTorch >= 2.5

@@ -181,18 +181,17 @@ class DenseBackbone(BaseModule):
                 weights, notes = {}, []
             else:
                 kept_init = self._fill_absent_out_norms(weights)
+                kept = (f'output norms {", ".join(kept_init)} are not in the '
+                        'checkpoint and keep their initialisation')
                 if kept_init and prefix:
                     print_log(
                         f'{self._describe()} at {prefix.rstrip(".")!r}: '
-                        f'output norms {", ".join(kept_init)} are not in the '
-                        'checkpoint and keep their initialisation (a strict '
-                        'load does not report them missing)',
+                        f'{kept} (a strict load does not report them '
+                        'missing)',
                         logger='current',
                         level=logging.WARNING)
                 elif kept_init:
-                    notes.append(
-                        f'output norms {", ".join(kept_init)} are not in the '
-                        'checkpoint and keep their initialisation')
+                    notes.append(kept)
             for key in own_keys:
                 del state_dict[key]
             state_dict.update({prefix + k: v for k, v in weights.items()})
