@@ -3,6 +3,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), one a core up to 4; each test file stays in
+# one process, so its module fixtures (trained toy checkpoints) run once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: setup demo test test-stacks benchmark operators compare \
 	deploy-benchmark clean-venv
@@ -16,7 +19,7 @@ demo: setup
 	$(PY) tools/toy_demo.py
 
 test: setup
-	$(PY) -m pytest tests -rs $(PYTEST_ARGS)
+	$(PY) -m pytest tests -rs -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A part of the suite on three stacks: the pinned one with compiled mmcv,
 # OpenMMLab's last release (torch 2.1) and OneDL's fork (venvs in .stacks/).

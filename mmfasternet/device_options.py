@@ -11,7 +11,7 @@ Example:
 """
 import argparse
 import os
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -65,9 +65,11 @@ def add_device_arguments(parser: argparse.ArgumentParser,
 
 
 def parse_device_args(
-        parser: argparse.ArgumentParser,
-        cuda_graph: bool = False,
-        compile: bool = False) -> Tuple[argparse.Namespace, 'DeviceOptions']:
+    parser: argparse.ArgumentParser,
+    cuda_graph: bool = False,
+    compile: bool = False,
+    argv: Optional[Sequence[str]] = None
+) -> Tuple[argparse.Namespace, 'DeviceOptions']:
     """Add the device options to ``parser``, parse the command line and
     check the device options.
 
@@ -75,6 +77,8 @@ def parse_device_args(
         parser (ArgumentParser): The script's parser, with its own options.
         cuda_graph (bool): Also add ``--cuda-graph``. Default: False.
         compile (bool): Also add ``--compile``. Default: False.
+        argv (Sequence[str], optional): The arguments to parse. Default:
+            the command line's.
 
     Returns:
         tuple: The parsed arguments, with the checked
@@ -83,7 +87,7 @@ def parse_device_args(
         ``parser.error`` with one line.
     """
     add_device_arguments(parser, cuda_graph=cuda_graph, compile=compile)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.device_options = DeviceOptions.from_args(args, parser)
     return args, args.device_options
 

@@ -86,29 +86,45 @@ def test_train_checkpoints_and_validates(trained):
     assert (meta['epoch'], meta['iter']) == (1, ITERS_PER_EPOCH)
 
 
-def test_test_evaluates_and_writes_out(trained, toy_config, tmp_path):
+@pytest.fixture(scope='module')
+def tested(trained, toy_config, tmp_path_factory):
+    """tools/test.py on the trained checkpoint, eager, on the CPU (a GPU,
+    if any, hidden), predictions to a pickle: (output, predictions)."""
     work_dir, _, _ = trained
-    out = tmp_path / 'results.pkl'
+    test_dir = tmp_path_factory.mktemp('test')
+    out = test_dir / 'results.pkl'
     start = time.time()
-    output = run_tool('test.py', toy_config, str(work_dir / 'epoch_1.pth'),
-                      '--work-dir', str(tmp_path), '--out', str(out))
+    output = run_tool(
+        'test.py',
+        toy_config,
+        str(work_dir / 'epoch_1.pth'),
+        '--work-dir',
+        str(test_dir),
+        '--out',
+        str(out),
+        CUDA_VISIBLE_DEVICES='')
     print(f'toy test: {time.time() - start:.1f} s')
+    with open(out, 'rb') as f:
+        return output, pickle.load(f)
+
+
+def test_test_evaluates_and_writes_out(tested):
+    output, results = tested
     assert re.search(r'Epoch\(test\).*coco/bbox_mAP', output)
     assert 'coco/segm_mAP' in output
-    with open(out, 'rb') as f:
-        results = pickle.load(f)
     assert len(results) == 4  # toy val images
     assert {'pred_instances', 'img_id'} <= set(results[0])
 
 
-def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
+def test_test_deploy_and_bf16_match_eager(trained, tested, toy_config,
+                                          tmp_path):
     """--deploy predicts what the eager model predicts; --bf16 runs where
     the CPU has native bf16 and is refused with advice elsewhere (on the
     CPU: a GPU, if any, is hidden from the tool)."""
     work_dir, _, _ = trained
     ckpt = str(work_dir / 'epoch_1.pth')
-    results = {}
-    flags = ['', '--deploy']
+    results = {'': tested[1]}
+    flags = ['--deploy']
     if has_native_bf16('cpu'):
         flags.append('--bf16')
     else:
@@ -127,13 +143,12 @@ def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
             toy_config,
             ckpt,
             '--work-dir',
-            str(tmp_path / (flag or 'eager')),
+            str(tmp_path / flag),
             '--out',
             str(out),
-            *([flag] if flag else []),
+            flag,
             CUDA_VISIBLE_DEVICES='')
-        if flag:
-            assert '1 FasterNet backbone(s) in deploy mode' in output
+        assert '1 FasterNet backbone(s) in deploy mode' in output
         with open(out, 'rb') as f:
             results[flag] = pickle.load(f)
     for eager, deploy in zip(results[''], results['--deploy']):
@@ -146,7 +161,7 @@ def test_test_deploy_and_bf16_match_eager(trained, toy_config, tmp_path):
 
 def test_resume_continues_from_checkpoint(toy_config, tmp_path):
     """Kill training after its first checkpoint; --resume goes on from it."""
-    epochs = 3
+    epochs = 2
     common = [
         toy_config, '--work-dir',
         str(tmp_path), '--cfg-options', f'train_cfg.max_epochs={epochs}'

@@ -65,7 +65,7 @@ from mmfasternet.inference import switch_fasternet_to_deploy
 warnings.filterwarnings('ignore', 'pkg_resources is deprecated', UserWarning)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark a FasterNet config against its references')
     parser.add_argument('config', help='detection or segmentation config')
@@ -106,7 +106,8 @@ def parse_args():
         nargs='+',
         action=DictAction,
         help='override config settings, as in tools/train.py')
-    args, _ = parse_device_args(parser, cuda_graph=True, compile=True)
+    args, _ = parse_device_args(
+        parser, cuda_graph=True, compile=True, argv=argv)
     if args.bf16 and args.device_options.is_cuda:
         parser.error('--bf16 is the CPU deploy candidate; on CUDA use '
                      '--amp bf16, which runs every candidate in bf16')
