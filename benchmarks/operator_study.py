@@ -51,9 +51,7 @@ from mmfasternet.device_options import (DeviceOptions, gpu_banner,
                                         parse_device_args)
 from mmfasternet.models.backbones.fasternet import (PartialConv,
                                                     build_spatial_mixer)
-from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
-                                                     mixer_macs,
-                                                     mixer_memory_access)
+from operator_costs import mixer_copy_elements, mixer_macs, mixer_memory_access
 
 FEATURE_MAPS = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))
 #: The paper's PConv / DWConv FLOPS multiples (Sec. 4.1, Table 1).

@@ -10,9 +10,14 @@ from mmengine.analysis import FlopAnalyzer
 
 from mmfasternet.models import FasterNet
 from mmfasternet.models.backbones.fasternet import build_spatial_mixer
-from mmfasternet.models.utils.operator_costs import (mixer_copy_elements,
-                                                     mixer_macs,
-                                                     mixer_memory_access)
+from tool_runner import load_script
+
+# The study's cost model (benchmarks/operator_costs.py, beside the study
+# that prints it).
+operator_costs = load_script('benchmarks/operator_costs.py')
+mixer_copy_elements = operator_costs.mixer_copy_elements
+mixer_macs = operator_costs.mixer_macs
+mixer_memory_access = operator_costs.mixer_memory_access
 
 FEATURE_MAPS = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))
 # One layer at each of the paper's feature maps, computed by hand:
