@@ -455,8 +455,13 @@ def load_from_http(filename: str,
     return _load_file(cached, map_location, source=filename)
 
 
-# The prefixes mmfasternet's loaders serve in mmengine's CheckpointLoader.
-_LOADERS = (('', load_from_local), (('http://', 'https://'), load_from_http))
+def _register_loaders() -> None:
+    """Register :func:`load_from_local` and :func:`load_from_http` with
+    mmengine's ``CheckpointLoader`` for local paths and ``http(s)://``."""
+    CheckpointLoader.register_scheme('', load_from_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'),
+                                     load_from_http,
+                                     force=True)
 
 
 @contextlib.contextmanager
@@ -476,8 +481,7 @@ def safe_checkpoint_loaders() -> Iterator[None]:
     # register_scheme replaces the table (it re-sorts it into a new dict),
     # so the old one is put back by assignment.
     before = CheckpointLoader._schemes.copy()
-    for prefixes, loader in _LOADERS:
-        CheckpointLoader.register_scheme(prefixes, loader, force=True)
+    _register_loaders()
     try:
         yield
     finally:
@@ -531,6 +535,5 @@ def setup_safe_checkpoint_loading() -> bool:
     """
     if stock_loader_reads_runner_checkpoints():
         return False
-    for prefixes, loader in _LOADERS:
-        CheckpointLoader.register_scheme(prefixes, loader, force=True)
+    _register_loaders()
     return True

@@ -58,8 +58,13 @@ class TorchvisionMismatchError(RuntimeError):
     """torchvision's compiled ops do not load with the installed torch."""
 
 
-def _dist_version(*names: str) -> str:
-    for name in names:
+#: The distributions that install the ``mmcv`` package.
+MMCV_DISTRIBUTIONS = ('mmcv', 'mmcv-lite', 'onedl-mmcv')
+
+
+def _mmcv_distribution() -> str:
+    """The installed mmcv distribution and its version, for messages."""
+    for name in MMCV_DISTRIBUTIONS:
         try:
             return f'{name} {importlib.metadata.version(name)}'
         except importlib.metadata.PackageNotFoundError:
@@ -100,7 +105,7 @@ def log_backend_once() -> None:
     if not _logged:
         _logged = True
         backend = mmcv_ops_backend()
-        mmcv_dist = _dist_version('mmcv', 'mmcv-lite', 'onedl-mmcv')
+        mmcv_dist = _mmcv_distribution()
         if backend == 'torchvision':
             message = ('mmcv ops (NMS, RoIAlign) run on torchvision\'s '
                        f'kernels: {mmcv_dist} has no compiled ops')
@@ -214,7 +219,7 @@ class _TorchvisionExt(types.ModuleType):
         def missing(*args, **kwargs):
             raise MissingMmcvOpError(
                 f'mmcv op {name!r} needs mmcv\'s compiled ops, which '
-                f'{_dist_version("mmcv-lite", "onedl-mmcv", "mmcv")} does '
+                f'{_mmcv_distribution()} does '
                 f'not have (only nms and roi_align run on torchvision); '
                 f'{HOW_TO_COMPILE}')
 
@@ -275,5 +280,5 @@ def use_torchvision_ops() -> str:
 def describe() -> str:
     """One line: the backend, mmcv's distribution and torch's version."""
     return (f'mmcv ops backend: {mmcv_ops_backend()} '
-            f'({_dist_version("mmcv", "mmcv-lite", "onedl-mmcv")}, '
+            f'({_mmcv_distribution()}, '
             f'torch {torch.__version__})')
